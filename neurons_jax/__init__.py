@@ -1,0 +1,29 @@
+"""neurons_jax: the connectomics EM input pipeline for JAX/Flax.
+
+Example:
+    >>> import neurons_jax as nj
+    >>> nj.UNION_CLASSES
+    ('background', 'neuron', 'cleft', 'mitochondria', 'mito_boundary')
+
+Submodules (``ops``, ``augment``, ``datasets``, ``sample``, ``pipeline``) load on first use, so
+``import neurons_jax`` stays light and never imports CuPy or JAX.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from . import rules, volumes
+from .rules import UNION_CLASSES
+from .volumes import Volume
+
+__version__ = "0.1.0"
+_LAZY = ("ops", "augment", "datasets", "sample", "pipeline", "cli")
+__all__ = ["UNION_CLASSES", "Volume", "rules", "volumes", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'neurons_jax' has no attribute {name!r}")

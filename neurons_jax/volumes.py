@@ -1,0 +1,424 @@
+"""``Volume``: a lazily opened, picklable 3D array in ZYX order with a voxel size in nm.
+
+A Volume is a *source* (TensorStore, an in-memory array, or an HDF5 dataset) seen through a
+*window* (origin and shape in the source's ZYX coordinates). Windows are how splits are made:
+``vol.window(z=(0, 80))`` is a view, nothing is read. TensorStore sources share one context
+per process with a bounded cache pool; they open on first use and reopen after unpickling, so
+Volumes travel to Grain's spawned worker processes.
+
+Example:
+    >>> import numpy as np, neurons_jax as nj
+    >>> v = nj.Volume.from_array(np.arange(60, dtype=np.uint8).reshape(3, 4, 5), (30, 6, 6))
+    >>> v.read((slice(1, 3), slice(0, 2), slice(3, 5))).tolist()
+    [[[23, 24], [28, 29]], [[43, 44], [48, 49]]]
+    >>> v.window(z=(1, 3)).shape
+    (2, 4, 5)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import tensorstore as ts
+
+Box = Sequence[slice | int] | tuple[Sequence[int], Sequence[int]]
+VoxelSize = tuple[float, float, float]
+
+CACHE_BYTES = int(os.environ.get("NEURONS_JAX_CACHE_BYTES", 512 << 20))
+_context: ts.Context | None = None
+_context_pid: int | None = None
+_context_lock = threading.Lock()
+
+
+def shared_context() -> ts.Context:
+    """The one TensorStore context of this process (bounded cache pool, made lazily)."""
+    global _context, _context_pid
+    with _context_lock:
+        if _context is None or _context_pid != os.getpid():
+            _context = ts.Context(
+                {
+                    "cache_pool": {"total_bytes_limit": CACHE_BYTES},
+                    "data_copy_concurrency": {"limit": max(1, os.cpu_count() or 1)},
+                }
+            )
+            _context_pid = os.getpid()
+        return _context
+
+
+class Source(Protocol):
+    """What a Volume reads from: ZYX shape, dtype and a read of a tuple of unit-step slices."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    def read(self, slices: tuple[slice, ...]) -> np.ndarray: ...
+
+    def describe(self) -> str: ...
+
+
+# ----------------------------------------------------------------------------- sources
+class ArraySource:
+    """An in-memory NumPy array (pickles with its data)."""
+
+    def __init__(self, array: np.ndarray):
+        self.array = np.ascontiguousarray(array)
+        self.shape = tuple(self.array.shape)
+        self.dtype = self.array.dtype
+
+    def read(self, slices: tuple[slice, ...]) -> np.ndarray:
+        return np.array(self.array[slices], copy=True)
+
+    def describe(self) -> str:
+        return f"array{self.shape}"
+
+
+class H5Source:
+    """A dataset of an HDF5 file, opened lazily per process (``file.h5:key``)."""
+
+    def __init__(self, path: str | os.PathLike, key: str, *, transform: str | None = None):
+        import h5py
+
+        self.path, self.key, self.transform = str(path), key, transform
+        with h5py.File(self.path, "r") as f:
+            if key not in f:
+                raise KeyError(
+                    f"{self.path}: HDF5 key {key!r} not found; keys present: {_h5_keys(f)}"
+                )
+            d = f[key]
+            self.shape, self.dtype = tuple(d.shape), d.dtype
+        self._file = None
+
+    def _dataset(self):
+        import h5py
+
+        if self._file is None:
+            self._file = h5py.File(self.path, "r")
+        return self._file[self.key]
+
+    def read(self, slices: tuple[slice, ...]) -> np.ndarray:
+        return np.asarray(self._dataset()[slices])
+
+    def describe(self) -> str:
+        return f"{self.path}:{self.key}"
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_file"] = None
+        return state
+
+
+def _h5_keys(f) -> list[str]:
+    names: list[str] = []
+    f.visititems(lambda n, o: names.append(n) if hasattr(o, "shape") else None)
+    return names
+
+
+class TensorStoreSource:
+    """A TensorStore spec; precomputed XYZC is turned into ZYX and translated to zero."""
+
+    def __init__(self, spec: dict[str, Any], *, store: ts.TensorStore | None = None):
+        self.spec = spec
+        self._store = store
+        s = self.store
+        self.shape = tuple(int(n) for n in s.shape)
+        self.dtype = np.dtype(s.dtype.numpy_dtype)
+
+    @property
+    def store(self) -> ts.TensorStore:
+        if self._store is None:
+            try:
+                s = ts.open(self.spec, read=True, context=shared_context()).result()
+            except Exception as e:  # noqa: BLE001 - re-raised with the spec named
+                raise OSError(f"cannot open {describe_spec(self.spec)}: {e}") from None
+            self._store = _to_zyx(s, self.spec)
+        return self._store
+
+    def read(self, slices: tuple[slice, ...]) -> np.ndarray:
+        return np.asarray(self.store[slices].read().result())
+
+    def dimension_units(self) -> list:
+        return list(self.store.dimension_units)
+
+    def describe(self) -> str:
+        return describe_spec(self.spec)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_store"] = None
+        return state
+
+
+def _to_zyx(s: ts.TensorStore, spec: dict) -> ts.TensorStore:
+    if spec.get("driver") == "precomputed":
+        if s.rank == 4:
+            if s.shape[3] != 1:
+                raise ValueError(
+                    f"{describe_spec(spec)}: expected one channel, found {s.shape[3]}"
+                )
+            s = s[..., 0]
+        s = s.T  # XYZ -> ZYX
+    if s.rank not in (2, 3):
+        raise ValueError(f"{describe_spec(spec)}: expected a 3D (or 2D) volume, found rank {s.rank}")
+    return s.translate_to[(0,) * s.rank]
+
+
+def describe_spec(spec: dict) -> str:
+    kv = spec.get("kvstore", "")
+    if isinstance(kv, dict):
+        kv = kv.get("url") or f"{kv.get('driver', '')}://{kv.get('bucket', '')}{kv.get('path', '')}"
+    return f"{spec.get('driver', '?')} store {kv}"
+
+
+def spec_from_string(spec: str) -> dict[str, Any]:
+    """A TensorStore spec from a path or URL.
+
+    ``DRIVER://URL`` picks the driver (precomputed, zarr3, zarr, n5); a plain URL
+    (``file://``, ``memory://``, ``gs://``) opens zarr3; ``https://`` opens precomputed; a local
+    directory is recognised by its metadata file (zarr.json, .zarray, attributes.json, info).
+    """
+    for driver in ("precomputed", "zarr3", "zarr", "n5"):
+        prefix = f"{driver}://"
+        if spec.startswith(prefix):
+            rest = spec[len(prefix):]
+            return {"driver": driver, "kvstore": _kvstore(rest)}
+    if spec.startswith(("http://", "https://")):
+        return {"driver": "precomputed", "kvstore": spec.rstrip("/") + "/"}
+    if "://" in spec and not spec.startswith("file://"):
+        return {"driver": "zarr3", "kvstore": spec}
+    path = Path(spec[len("file://"):] if spec.startswith("file://") else spec).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such volume (expected a zarr3/zarr/n5/precomputed directory)")
+    for marker, driver in (("zarr.json", "zarr3"), (".zarray", "zarr"), ("attributes.json", "n5"), ("info", "precomputed")):
+        if (path / marker).exists():
+            return {"driver": driver, "kvstore": {"driver": "file", "path": str(path.resolve()) + "/"}}
+    raise ValueError(
+        f"{path}: not a recognised volume (expected zarr.json, .zarray, attributes.json or info inside)"
+    )
+
+
+def _kvstore(url: str) -> Any:
+    if "://" not in url:
+        return {"driver": "file", "path": str(Path(url).expanduser().resolve()) + "/"}
+    return url if url.endswith("/") else url + "/"
+
+
+def _units_to_voxel_size(units: list) -> VoxelSize | None:
+    out = []
+    for u in units:
+        if u is None:
+            return None
+        mult, unit = u.multiplier, u.base_unit
+        scale = {"nm": 1.0, "um": 1e3, "µm": 1e3, "m": 1e9}.get(unit)
+        if scale is None:
+            return None
+        out.append(float(mult) * scale)
+    return tuple(out) if out else None  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------- Volume
+class Volume:
+    """A ZYX volume with ``shape``, ``dtype``, ``voxel_size`` (z, y, x nm) and ``read(box)``."""
+
+    def __init__(
+        self,
+        source: Source,
+        voxel_size: Sequence[float],
+        *,
+        origin: Sequence[int] | None = None,
+        shape: Sequence[int] | None = None,
+        name: str | None = None,
+    ):
+        self.source = source
+        nd = len(source.shape)
+        if len(voxel_size) != nd:
+            raise ValueError(
+                f"{source.describe()}: voxel_size needs {nd} values (z, y, x nm); got {tuple(voxel_size)}"
+            )
+        vs = tuple(float(v) for v in voxel_size)
+        if not all(np.isfinite(v) and v > 0 for v in vs):
+            raise ValueError(f"{source.describe()}: voxel sizes must be positive; got {vs}")
+        self.voxel_size: tuple[float, ...] = vs
+        self.origin = tuple(int(o) for o in (origin or (0,) * nd))
+        self.shape: tuple[int, ...] = tuple(int(s) for s in (shape or np.subtract(source.shape, self.origin)))
+        if any(o < 0 or o + s > n for o, s, n in zip(self.origin, self.shape, source.shape)):
+            raise ValueError(
+                f"{source.describe()}: window origin {self.origin} shape {self.shape} "
+                f"exceeds the source shape {tuple(source.shape)}"
+            )
+        self.name = name or source.describe()
+
+    # -- constructors
+    @classmethod
+    def open(cls, spec_or_path: str | os.PathLike | dict, voxel_size: Sequence[float] | None = None) -> Volume:
+        """Open a zarr3 path or any TensorStore spec (dict or URL string)."""
+        spec = dict(spec_or_path) if isinstance(spec_or_path, dict) else spec_from_string(os.fspath(spec_or_path))
+        src = TensorStoreSource(spec)
+        vs = voxel_size or _units_to_voxel_size(src.dimension_units())
+        if vs is None:
+            raise ValueError(
+                f"{src.describe()}: the store records no voxel size (dimension_units); pass voxel_size=(z, y, x) in nm"
+            )
+        return cls(src, vs)
+
+    @classmethod
+    def from_array(cls, array: np.ndarray, voxel_size: Sequence[float], name: str | None = None) -> Volume:
+        return cls(ArraySource(np.asarray(array)), voxel_size, name=name)
+
+    @classmethod
+    def from_h5(cls, path: str | os.PathLike, key: str, voxel_size: Sequence[float]) -> Volume:
+        return cls(H5Source(path, key), voxel_size)
+
+    # -- properties
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.source.dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def __repr__(self) -> str:
+        return f"Volume({self.name}, shape={self.shape}, dtype={self.dtype}, voxel_size={self.voxel_size})"
+
+    # -- views and reads
+    def window(self, origin: Sequence[int] | None = None, shape: Sequence[int] | None = None, *, z: tuple[int, int] | None = None) -> Volume:
+        """A view of part of this volume (coordinates relative to this view)."""
+        if z is not None:
+            z0, z1 = z
+            origin = (z0,) + (0,) * (self.ndim - 1)
+            shape = (z1 - z0,) + self.shape[1:]
+        origin = tuple(origin or (0,) * self.ndim)
+        shape = tuple(shape or np.subtract(self.shape, origin))
+        if any(o < 0 or s < 0 or o + s > n for o, s, n in zip(origin, shape, self.shape)):
+            raise ValueError(f"{self.name}: window origin {origin} shape {shape} exceeds shape {self.shape}")
+        return Volume(
+            self.source,
+            self.voxel_size,
+            origin=tuple(a + b for a, b in zip(self.origin, origin)),
+            shape=shape,
+            name=self.name,
+        )
+
+    def _slices(self, box: Box) -> tuple[slice, ...]:
+        if isinstance(box, tuple) and len(box) == 2 and all(isinstance(b, (tuple, list, np.ndarray)) for b in box):
+            box = tuple(slice(int(a), int(b)) for a, b in zip(*box))
+        box = tuple(box)
+        if len(box) != self.ndim:
+            raise ValueError(f"{self.name}: box needs {self.ndim} axes; got {box!r}")
+        out = []
+        for ax, (b, n, o) in enumerate(zip(box, self.shape, self.origin)):
+            if isinstance(b, (int, np.integer)):
+                b = slice(int(b), int(b) + 1)
+            start, stop, step = b.indices(n) if (b.start is None or b.stop is None) else (b.start, b.stop, b.step)
+            if step not in (None, 1):
+                raise ValueError(f"{self.name}: box steps must be 1; axis {ax} has step {step}")
+            if not 0 <= start <= stop <= n:
+                raise IndexError(f"{self.name}: box {box!r} is outside the volume shape {self.shape} on axis {ax}")
+            out.append(slice(start + o, stop + o))
+        return tuple(out)
+
+    def read(self, box: Box | None = None) -> np.ndarray:
+        """Read a box (a tuple of unit-step slices, or ``(start, stop)``) as a NumPy array."""
+        slices = self._slices(box if box is not None else tuple(slice(0, n) for n in self.shape))
+        return self.source.read(slices)
+
+    def __getitem__(self, box) -> np.ndarray:
+        if not isinstance(box, tuple):
+            box = (box,)
+        box = box + (slice(None),) * (self.ndim - len(box))
+        return self.read(box)
+
+
+# ----------------------------------------------------------------------------- writing
+def default_chunks(shape: Sequence[int], target: Sequence[int] = (32, 128, 128)) -> tuple[int, ...]:
+    t = tuple(target)[-len(shape):]
+    return tuple(max(1, min(int(s), int(c))) for s, c in zip(shape, t))
+
+
+def zarr3_spec(path: str | os.PathLike, dtype: np.dtype, shape: Sequence[int], voxel_size: Sequence[float], chunks: Sequence[int] | None = None) -> dict:
+    """Spec of a zstd-compressed zarr3 array whose dimension units carry the voxel size."""
+    chunks = tuple(chunks or default_chunks(shape))
+    return {
+        "driver": "zarr3",
+        "kvstore": {"driver": "file", "path": str(Path(path).resolve()) + "/"},
+        "metadata": {
+            "shape": [int(s) for s in shape],
+            "data_type": np.dtype(dtype).name,
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(chunks)}},
+            "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "zstd", "configuration": {"level": 3}}],
+            "dimension_names": ["z", "y", "x"][-len(shape):],
+            "fill_value": 0,
+        },
+        "schema": {"dimension_units": [[float(v), "nm"] for v in voxel_size]},
+    }
+
+
+def write_zarr3(
+    path: str | os.PathLike,
+    data: np.ndarray | Volume,
+    voxel_size: Sequence[float] | None = None,
+    *,
+    chunks: Sequence[int] | None = None,
+    slab: int | None = None,
+    progress=None,
+) -> Volume:
+    """Write an array or Volume to a zarr3 store at ``path`` (temporary name, then rename).
+
+    Volumes are copied slab by slab along z so memory stays bounded. Refuses to replace an
+    existing path. ``progress`` is called with the number of z sections written per slab.
+    """
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"{path}: already exists; refusing to overwrite")
+    if isinstance(data, Volume):
+        voxel_size = voxel_size or data.voxel_size
+    if voxel_size is None:
+        raise ValueError(f"{path}: voxel_size is required to write an array")
+    shape, dtype = tuple(data.shape), np.dtype(data.dtype)
+    if dtype.kind not in "uib" or dtype == np.bool_:
+        if dtype.kind != "f" and dtype != np.bool_:
+            raise TypeError(f"{path}: unsupported dtype {dtype}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        spec = zarr3_spec(tmp, dtype, shape, voxel_size, chunks)
+        store = ts.open(spec, create=True, context=shared_context()).result()
+        cz = spec["metadata"]["chunk_grid"]["configuration"]["chunk_shape"][0]
+        slab = slab or cz * max(1, (64 << 20) // max(1, cz * int(np.prod(shape[1:])) * dtype.itemsize))
+        for z0 in range(0, shape[0], slab):
+            z1 = min(shape[0], z0 + slab)
+            block = data.read((slice(z0, z1),) + tuple(slice(0, n) for n in shape[1:])) if isinstance(data, Volume) else data[z0:z1]
+            store[z0:z1].write(np.ascontiguousarray(block)).result()
+            if progress is not None:
+                progress(z1 - z0)
+        del store
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Volume.open(path)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write JSON to a temporary name, then rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
