@@ -1,0 +1,388 @@
+"""``Loader``: datasets -> weighted Grain mixture -> per-process shard -> augmented, relabelled,
+sharded ``jax.Array`` batches.
+
+Data flow (see ARCHITECTURE.md): one ``PatchSource`` per dataset (position = f(seed, index)),
+``grain.MapDataset.mix`` with per-*dataset* weights, a slice per JAX process (disjoint and
+complete), ``HostLabels`` (union classes + compact instance sources), ``random_map`` drawing
+the augmentation params from Grain's per-element RNG, batching on the MapDataset (so batches
+do not depend on ``worker_count``), ``mp_prefetch`` workers, then the device stage
+(``neurons_jax.stage.finish``: CuPy on a GPU, NumPy on the CPU) and
+``jax.make_array_from_process_local_data`` into arrays sharded on the mesh's ``data`` axis.
+
+Example:
+    >>> import neurons_jax as nj                                   # doctest: +SKIP
+    >>> ws = nj.sample.write_workspace("/tmp/ws")                  # doctest: +SKIP
+    >>> loader = nj.pipeline.Loader(                               # doctest: +SKIP
+    ...     sources={"snemi3d": (nj.datasets.snemi3d(ws["snemi3d"]), 1.0),
+    ...              "mitoem2": (nj.datasets.mitoem2(ws["mitoem2"]), 2.0)},
+    ...     patch_shape=(16, 64, 64), batch_size=4)
+    >>> batch = next(iter(loader)); batch["image"].shape           # doctest: +SKIP
+    (4, 16, 64, 64, 1)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import grain
+import numpy as np
+
+from .datasets.base import Dataset
+from .ops._backend import gpu_available
+from .rules import UNION_CLASSES, get_rule
+from .sampling import PatchSource
+from .stage import HostLabels, finish
+
+ARRAY_KEYS = ("image", "packed", "mask")
+META_KEYS = ("dataset", "volume", "position", "index", "read_s", "host_s")
+
+
+def default_mesh():
+    """All devices on one ``data`` axis, with Auto axis types (what Flax expects)."""
+    import jax
+    from jax.sharding import AxisType
+
+    return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(AxisType.Auto,))
+
+
+class DrawParams:
+    """Grain random map: draws one sample's augmentation params from its per-element RNG."""
+
+    def __init__(self, cfg, patch_shape: Sequence[int], voxel_sizes: Sequence[Sequence[float]], finish_on_host: bool):
+        self.cfg, self.patch_shape = cfg, tuple(patch_shape)
+        self.voxel_sizes = [tuple(v) for v in voxel_sizes]
+        self.finish_on_host = finish_on_host
+
+    def __call__(self, element: dict, rng: np.random.Generator) -> dict:
+        from . import augment
+
+        vs = self.voxel_sizes[int(element["dataset"])]
+        element["params"] = augment.draw(self.cfg, rng, self.patch_shape, vs)
+        return element
+
+
+class FinishOnHost:
+    """Grain map running the whole device stage per sample on the CPU (inside the workers)."""
+
+    def __init__(self, patch_shape: Sequence[int], boundary_ids: Sequence[int]):
+        self.patch_shape = tuple(patch_shape)
+        self.boundary_ids = set(boundary_ids)
+
+    def __call__(self, element: dict) -> dict:
+        t0 = time.perf_counter()
+        p = element.pop("params", None)
+        out = finish(
+            element.pop("image")[None],
+            element.pop("packed")[None],
+            element.pop("mask")[None],
+            None if p is None else [p],
+            self.patch_shape,
+            [int(element["dataset"]) in self.boundary_ids],
+        )
+        element.update({k: v[0] for k, v in out.items()})
+        element["host_s"] = np.float64(time.perf_counter() - t0)
+        return element
+
+
+def stack_batch(elements: Sequence[dict]) -> dict:
+    """Grain batch_fn: stack arrays, keep augmentation params as a list."""
+    out: dict[str, Any] = {}
+    for k in elements[0]:
+        vals = [e[k] for e in elements]
+        out[k] = vals if k == "params" else np.stack([np.asarray(v) for v in vals])
+    return out
+
+
+class Loader:
+    """An iterable of global batches mixing several datasets with per-dataset weights.
+
+    Args:
+        sources: ``{name: (dataset, weight)}``; weights are per dataset (a dataset's share does
+            not grow with its size).
+        patch_shape: (Z, Y, X) of each sample; Z == 1 is the 2D slice mode.
+        batch_size: global batch size (divisible by the mesh's ``data`` axis and the number of
+            JAX processes).
+        seed: fixes patch positions and augmentation; the same seed gives the same batches.
+        augment: an ``nj.augment.AugmentConfig`` (default config when omitted), or None.
+        ignore_classes: union class names turned into background.
+        mesh: a ``jax.sharding.Mesh`` with a ``data`` axis (default: all devices).
+        worker_count: Grain worker processes (0 = in process); batches do not depend on it.
+        split: "train" (endless random patches) or "valid"/"test" (tiles, one pass, no
+            augmentation); every dataset must be of this split.
+        min_foreground: share of labelled voxels a train patch needs (acceptance map).
+        pad: allow patches larger than a volume (padding is masked out).
+        device: "auto" (GPU stage when CuPy sees a GPU), "cpu" or "gpu".
+        output: "jax" (global ``jax.Array`` batches) or "numpy" (host arrays, no JAX).
+    """
+
+    def __init__(
+        self,
+        sources: Mapping[str, tuple[Dataset, float]],
+        patch_shape: Sequence[int],
+        batch_size: int,
+        seed: int = 0,
+        augment: Any = "default",
+        ignore_classes: Sequence[str] = (),
+        mesh=None,
+        worker_count: int = 0,
+        split: str = "train",
+        *,
+        min_foreground: float = 0.01,
+        pad: bool = False,
+        device: str = "auto",
+        output: str = "jax",
+        worker_buffer_size: int = 2,
+    ):
+        self.names = list(sources)
+        if not self.names:
+            raise ValueError("sources is empty: expected {name: (dataset, weight)}")
+        self.datasets, self.weights = [], []
+        for name, entry in sources.items():
+            if not (isinstance(entry, tuple) and len(entry) == 2):
+                raise ValueError(f"sources[{name!r}] must be (dataset, weight); got {entry!r}")
+            ds, w = entry
+            try:
+                w = float(w)
+            except (TypeError, ValueError):
+                raise ValueError(f"sources[{name!r}]: weight must be a number; got {w!r}") from None
+            if not math.isfinite(w) or w <= 0:
+                raise ValueError(f"sources[{name!r}]: weight must be finite and > 0; got {w}")
+            if ds.split != split:
+                raise ValueError(f"sources[{name!r}]: dataset is split {ds.split!r}, loader split is {split!r}")
+            get_rule(ds.kind)
+            self.datasets.append(ds)
+            self.weights.append(w)
+        unknown = [c for c in ignore_classes if c not in UNION_CLASSES]
+        if unknown:
+            raise ValueError(f"ignore_classes: unknown class(es) {unknown}; expected names from {UNION_CLASSES}")
+        self.patch_shape = tuple(int(p) for p in patch_shape)
+        if len(self.patch_shape) != 3 or min(self.patch_shape) < 1:
+            raise ValueError(f"patch_shape must be (Z, Y, X) with positive sizes; got {tuple(patch_shape)}")
+        self.batch_size, self.seed, self.split = int(batch_size), int(seed), split
+        self.ignore_classes = tuple(ignore_classes)
+        self.worker_count, self.worker_buffer_size = int(worker_count), int(worker_buffer_size)
+        self.output = output
+        self.train = split == "train"
+        if augment == "default":
+            from .augment import AugmentConfig
+
+            augment = AugmentConfig()
+        self.augment_cfg = augment if self.train else None
+        if device not in ("auto", "cpu", "gpu"):
+            raise ValueError(f"device must be auto, cpu or gpu; got {device!r}")
+        if device == "gpu" and not gpu_available():
+            raise RuntimeError("device='gpu' but no CUDA GPU was found by CuPy")
+        self.on_gpu = device == "gpu" or (device == "auto" and gpu_available())
+
+        self.mesh = None
+        self.process_index, self.process_count = 0, 1
+        if output == "jax":
+            import jax
+
+            self.mesh = mesh if mesh is not None else default_mesh()
+            if "data" not in self.mesh.axis_names:
+                raise ValueError(f"mesh needs a 'data' axis; it has {self.mesh.axis_names}")
+            n_data = self.mesh.shape["data"]
+            if self.batch_size % n_data:
+                raise ValueError(
+                    f"batch_size {self.batch_size} is not divisible by the mesh's data axis size {n_data}"
+                )
+            self.process_index, self.process_count = jax.process_index(), jax.process_count()
+        if self.batch_size % self.process_count:
+            raise ValueError(f"batch_size {self.batch_size} is not divisible by {self.process_count} processes")
+        self.local_batch = self.batch_size // self.process_count
+
+        self.context_shape = self._context_shape()
+        self.sources = [
+            PatchSource(
+                ds,
+                self.patch_shape,
+                self.context_shape if self.train else self.patch_shape,
+                seed=self.seed,
+                dataset_id=i,
+                name=name,
+                min_foreground=min_foreground,
+                pad=pad,
+            )
+            for i, (name, ds) in enumerate(zip(self.names, self.datasets))
+        ]
+        self.boundary_ids = [i for i, ds in enumerate(self.datasets) if ds.rule.instances == "boundary_separated"]
+        self._dataset = self._build()
+        self._iter = None
+        self._timings: dict[str, list[float]] = {}
+
+    # ------------------------------------------------------------------ construction
+    def _context_shape(self) -> tuple[int, ...]:
+        if self.augment_cfg is None:
+            return self.patch_shape
+        from .augment import context_shape
+
+        shapes = [context_shape(self.augment_cfg, self.patch_shape, ds.voxel_size) for ds in self.datasets]
+        return tuple(int(max(s)) for s in zip(*shapes))
+
+    def _build(self) -> grain.MapDataset:
+        parts = [grain.MapDataset.source(s) for s in self.sources]
+        if self.train:
+            ds = grain.MapDataset.mix(parts, self.weights)
+        else:
+            ds = grain.MapDataset.concatenate(parts) if len(parts) > 1 else parts[0]
+        # shard by process: disjoint and complete (element k goes to process k % count)
+        ds = ds[self.process_index :: self.process_count]
+        ds = ds.map(HostLabels([d.kind for d in self.datasets], self.ignore_classes))
+        if self.augment_cfg is not None:
+            vs = [d.voxel_size for d in self.datasets]
+            ds = ds.seed(self.seed).random_map(DrawParams(self.augment_cfg, self.patch_shape, vs, not self.on_gpu))
+        if not self.on_gpu:
+            ds = ds.map(FinishOnHost(self.patch_shape, self.boundary_ids))
+        return ds.batch(self.local_batch, drop_remainder=self.train, batch_fn=stack_batch)
+
+    def __len__(self) -> int:
+        """Batches per pass (valid/test); train loaders are endless."""
+        return len(self._dataset)
+
+    # ------------------------------------------------------------------ iteration
+    def _make_iter(self):
+        ds = self._dataset.to_iter_dataset()
+        if self.worker_count > 0:
+            _absl_parsed()
+            ds = ds.mp_prefetch(
+                grain.MultiprocessingOptions(num_workers=self.worker_count, per_worker_buffer_size=self.worker_buffer_size)
+            )
+        return iter(ds)
+
+    def __iter__(self):
+        if self._iter is None:
+            self._iter = self._make_iter()
+        return self
+
+    def __next__(self) -> dict:
+        if self._iter is None:
+            self._iter = self._make_iter()
+        t0 = time.perf_counter()
+        host = next(self._iter)
+        t1 = time.perf_counter()
+        timings: dict[str, float] = {"wait": t1 - t0}
+        batch = self._device_stage(host, timings)
+        timings["read"] = float(np.sum(host["read_s"]))
+        if "host_s" in host:
+            timings["host_stage"] = float(np.sum(host["host_s"]))
+        for k, v in timings.items():
+            self._timings.setdefault(k, []).append(v)
+        return batch
+
+    def _device_stage(self, host: dict, timings: dict) -> dict:
+        n = len(host["dataset"])
+        if n < self.local_batch:  # last eval batch: pad with masked-out copies
+            host = _pad_batch(host, self.local_batch)
+        meta = {
+            "dataset": host["dataset"].astype(np.int32),
+            "position": host["position"].astype(np.int32),
+            "volume": host["volume"].astype(np.int32),
+        }
+        if self.on_gpu:
+            import cupy as cp
+
+            params = host.get("params")
+            arrays = finish(
+                cp.asarray(host["image"]), cp.asarray(host["packed"]), cp.asarray(host["mask"]),
+                params, self.patch_shape, np.isin(host["dataset"], self.boundary_ids), timings,
+            )
+        else:
+            arrays = {k: host[k] for k in ("image", "semantic", "instance", "mask")}
+        t0 = time.perf_counter()
+        out = {**arrays, **meta}
+        if self.output == "jax":
+            out = self._to_global(out)
+        timings["transfer"] = time.perf_counter() - t0
+        return out
+
+    def _to_global(self, batch: dict) -> dict:
+        import jax
+        from jax.sharding import NamedSharding, PartitionSpec as P
+
+        out = {}
+        for k, v in batch.items():
+            sharding = NamedSharding(self.mesh, P("data"))
+            if hasattr(v, "__cuda_array_interface__"):
+                out[k] = _cupy_to_global(v, sharding, self.batch_size)
+            else:
+                out[k] = jax.make_array_from_process_local_data(sharding, np.asarray(v))
+        return out
+
+    # ------------------------------------------------------------------ state & stats
+    def get_state(self) -> dict:
+        """The iterator state; ``set_state`` of it continues with the exact next batch."""
+        if self._iter is None:
+            self._iter = self._make_iter()
+        return {"grain": self._iter.get_state(), "seed": self.seed, "split": self.split}
+
+    def set_state(self, state: dict) -> None:
+        if state.get("seed", self.seed) != self.seed:
+            raise ValueError(f"state is for seed {state.get('seed')}, this loader has seed {self.seed}")
+        if self._iter is None:
+            self._iter = self._make_iter()
+        self._iter.set_state(state["grain"])
+
+    @property
+    def iterator(self):
+        """The underlying Grain iterator (for ``grain.checkpoint.CheckpointSave`` with Orbax)."""
+        if self._iter is None:
+            self._iter = self._make_iter()
+        return self._iter
+
+    def timings(self) -> dict[str, dict[str, float]]:
+        """Per-stage seconds per batch: read, host_stage, wait, augment, labels, transfer."""
+        return {
+            k: {"batches": len(v), "mean_s": float(np.mean(v)), "median_s": float(np.median(v)), "total_s": float(np.sum(v))}
+            for k, v in self._timings.items()
+        }
+
+    def timing_summary(self) -> str:
+        rows = [f"{k:>10}: median {v['median_s'] * 1e3:8.2f} ms  total {v['total_s']:7.2f} s" for k, v in self.timings().items()]
+        return "\n".join(rows)
+
+    def close(self) -> None:
+        it, self._iter = self._iter, None
+        if it is not None and hasattr(it, "close"):
+            it.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _pad_batch(host: dict, size: int) -> dict:
+    n = len(host["dataset"])
+    idx = np.r_[np.arange(n), np.zeros(size - n, np.int64)]
+    out = {k: (v if k == "params" else np.asarray(v)[idx]) for k, v in host.items()}
+    out["mask"] = out["mask"].copy()
+    out["mask"][n:] = 0
+    out["dataset"] = out["dataset"].copy()
+    out["dataset"][n:] = -1
+    return out
+
+
+def _cupy_to_global(v, sharding, global_batch: int):
+    """Zero-copy CuPy -> per-device jax.Arrays -> one global array (single host, GPU)."""
+    import jax
+
+    gshape = (global_batch, *v.shape[1:])
+    arrays = []
+    for d, idx in sharding.addressable_devices_indices_map(gshape).items():
+        arrays.append(jax.device_put(jax.dlpack.from_dlpack(v[idx[0]]), d))
+    return jax.make_array_from_single_device_arrays(gshape, sharding, arrays)
+
+
+def _absl_parsed() -> None:
+    try:
+        from absl import flags
+
+        if not flags.FLAGS.is_parsed():
+            flags.FLAGS.mark_as_parsed()
+    except Exception:  # noqa: BLE001 - absl is optional
+        pass

@@ -1,0 +1,150 @@
+"""The label and augmentation stage: raw context regions + params -> training arrays.
+
+Two halves, both pure functions of their inputs:
+
+* ``HostLabels`` (in Grain workers, NumPy): native labels -> union classes (``union_semantic``
+  with the dataset's rule) and compact instance sources (``renumber``), packed into one uint32
+  label ``(instance << 3) | semantic`` so a single nearest-neighbour warp moves both. Union
+  mapping is pointwise and the warp samples labels by nearest neighbour, so mapping before the
+  warp equals mapping after it, and every batch has one label dtype whatever the datasets.
+* ``finish`` (CuPy on a GPU, NumPy on the CPU, chosen by the array type): augmentation
+  (``nj.augment.apply_batch``) -> crop to the patch -> unpack semantic -> instances
+  (``relabel_after_crop`` for id-labelled data, ``boundary_separated_instances`` for MitoEM2's
+  3-class labels).
+
+Example:
+    >>> import numpy as np
+    >>> from neurons_jax.stage import pack_labels, unpack_labels
+    >>> packed = pack_labels(np.array([0, 1, 3], np.uint8), np.array([0, 7, 2], np.uint32))
+    >>> [a.tolist() for a in unpack_labels(packed)]
+    [[0, 1, 3], [0, 7, 2]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .ops._backend import array_module
+from .rules import class_index, get_rule
+
+SEM_BITS = 3
+MAX_INSTANCES = 2 ** (32 - SEM_BITS) - 1
+
+
+def pack_labels(semantic, instance):
+    """One uint32 label carrying the union class (3 low bits) and an instance id."""
+    xp = array_module(semantic, instance)
+    return (instance.astype(xp.uint32) << SEM_BITS) | semantic.astype(xp.uint32)
+
+
+def unpack_labels(packed):
+    """Inverse of ``pack_labels``: (semantic uint8, instance uint32)."""
+    xp = array_module(packed)
+    return (packed & ((1 << SEM_BITS) - 1)).astype(xp.uint8), packed >> SEM_BITS
+
+
+class HostLabels:
+    """Grain map: adds ``packed`` labels to a raw element and drops the native ones."""
+
+    def __init__(self, kinds: Sequence[str], ignore_classes: Sequence[str] = ()):
+        self.kinds = tuple(kinds)
+        self.ignore_classes = tuple(ignore_classes)
+        for c in self.ignore_classes:
+            class_index(c)
+
+    def __call__(self, element: dict) -> dict:
+        from .ops import renumber, union_semantic
+
+        kind = self.kinds[int(element["dataset"])]
+        rule = get_rule(kind)
+        label = element.pop("label")
+        semantic = union_semantic(label, kind, ignore_classes=self.ignore_classes)
+        if rule.instances == "ids":
+            inst, _ = renumber(np.where(semantic != 0, label, 0).astype(label.dtype))
+            if int(inst.max(initial=0)) > MAX_INSTANCES:
+                raise ValueError(f"{kind}: more than {MAX_INSTANCES} instances in one patch")
+        else:  # boundary-separated or none: instances are made after the warp, from semantic
+            inst = np.zeros(label.shape, np.uint32)
+        element["packed"] = pack_labels(semantic, inst.astype(np.uint32))
+        return element
+
+
+def to_float_image(image, xp=None):
+    """Images as float32 in [0, 1] for integer inputs (uint8 / 255), float32 as given."""
+    xp = xp or array_module(image)
+    if image.dtype.kind in "ui":
+        return image.astype(xp.float32) / xp.float32(np.iinfo(image.dtype).max)
+    return image.astype(xp.float32)
+
+
+def center_crop(a, shape: Sequence[int], lead: int = 1):
+    """Centre crop of the trailing axes of ``a`` to ``shape`` (a view)."""
+    sl = [slice(None)] * lead
+    for n, s in zip(a.shape[lead:], shape):
+        m = (n - s) // 2
+        sl.append(slice(m, m + s))
+    return a[tuple(sl)]
+
+
+def finish(
+    images,
+    packed,
+    masks,
+    params: Sequence | None,
+    patch_shape: Sequence[int],
+    boundary_separated,
+    timings: dict | None = None,
+) -> dict:
+    """Augment, crop and relabel a batch on its array module.
+
+    ``images``/``packed``/``masks`` are (B, *context) arrays; ``params`` one AugmentParams per
+    sample (or None for no augmentation); ``boundary_separated`` a (B,) bool array saying which
+    samples take instances from boundary separation. Returns image (B, Z, Y, X, 1) float32,
+    semantic uint8, instance uint32, mask uint8.
+    """
+    import time
+
+    from .ops import boundary_separated_instances, relabel_after_crop
+
+    xp = array_module(images)
+    B = images.shape[0]
+    t0 = time.perf_counter()
+    out_img = xp.empty((B, *patch_shape), xp.float32)
+    out_lab = xp.empty((B, *patch_shape), xp.uint32)
+    out_msk = xp.empty((B, *patch_shape), xp.uint8)
+    if params is None:
+        out_img[...] = to_float_image(center_crop(images, patch_shape))
+        out_lab[...] = center_crop(packed, patch_shape)
+        out_msk[...] = center_crop(masks, patch_shape)
+    else:
+        from . import augment
+
+        # samples of one context shape go through one batched call (one launch per op on a GPU)
+        groups: dict[tuple, list[int]] = {}
+        for i, p in enumerate(params):
+            groups.setdefault(tuple(p.context_shape), []).append(i)
+        for ctx, idx in groups.items():
+            sel = idx if len(groups) > 1 else slice(None)
+            im, lb, mk = augment.apply_batch(
+                [params[i] for i in idx],
+                center_crop(images[sel], ctx),
+                center_crop(packed[sel], ctx),
+                center_crop(masks[sel], ctx),
+            )
+            out_img[sel], out_lab[sel], out_msk[sel] = im, lb, mk
+    t1 = time.perf_counter()
+    semantic, inst_src = unpack_labels(out_lab)
+    instance, _ = relabel_after_crop(inst_src)
+    instance = instance.astype(xp.uint32)
+    bs = np.flatnonzero(np.asarray(boundary_separated))
+    if len(bs):
+        interior, boundary = class_index("mitochondria"), class_index("mito_boundary")
+        sel = xp.asarray(bs)
+        ids, _ = boundary_separated_instances(semantic[sel], interior=interior, boundary=boundary)
+        instance[sel] = ids.astype(xp.uint32)
+    if timings is not None:
+        timings["augment"] = timings.get("augment", 0.0) + t1 - t0
+        timings["labels"] = timings.get("labels", 0.0) + time.perf_counter() - t1
+    return {"image": out_img[..., None], "semantic": semantic, "instance": instance, "mask": out_msk}
