@@ -89,10 +89,7 @@ class UNet3D(nnx.Module):
 
 # ----------------------------------------------------------------------------- data
 def make_loader(cfg: TrainConfig, mesh=None) -> nj.pipeline.Loader:
-    specs = cfg.datasets or sample_datasets(cfg)
-    readers = {"snemi3d": nj.datasets.snemi3d, "cremi3d": nj.datasets.cremi3d,
-               "microns": nj.datasets.microns, "mitoem2": nj.datasets.mitoem2}
-    sources = {name: (readers[kind](root, split="train"), w) for name, (kind, root, w) in specs.items()}
+    sources = nj.pipeline.sources_from_specs(cfg.datasets or sample_datasets(cfg), "train")
     return nj.pipeline.Loader(
         sources, cfg.patch_shape, cfg.batch_size, seed=cfg.seed, mesh=mesh,
         augment=nj.augment.AugmentConfig() if cfg.augment else None, worker_count=cfg.worker_count,
@@ -170,7 +167,7 @@ def train(cfg: TrainConfig) -> dict:
         waits.append(t1 - t0)
         steps_s.append(t2 - t_prev)
         t_prev = t2
-        seen.append(np.asarray(batch["position"]).tolist())
+        seen.append({"position": np.asarray(batch["position"]).tolist(), "dataset": np.asarray(batch["dataset"]).tolist()})
         if cfg.log_every and (step % cfg.log_every == 0 or step == cfg.steps - 1):
             sps = cfg.batch_size / max(steps_s[-1], 1e-9)
             print(f"step {step:5d}  loss {loss:.4f}  {sps:7.1f} samples/s  data wait {waits[-1] / max(steps_s[-1], 1e-9):5.1%}")
@@ -183,7 +180,7 @@ def train(cfg: TrainConfig) -> dict:
         "steps": cfg.steps, "start": start, "losses": losses,
         "samples_per_s": cfg.batch_size * len(timed) / max(sum(timed), 1e-9),
         "data_wait_share": sum(waits[1:] or waits) / max(sum(timed), 1e-9),
-        "positions": seen, "timings": loader.timings(),
+        "batches": seen, "timings": loader.timings(),
         "datasets": loader.names, "weights": loader.weights,
         "params": jax.tree.map(np.asarray, nnx.state(model, nnx.Param)),
     }
@@ -215,11 +212,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
-    datasets = {}
-    for d in a.dataset:
-        kind, _, rest = d.partition("=")
-        root, _, w = rest.rpartition(":") if rest.count(":") and rest.rsplit(":", 1)[1].replace(".", "").isdigit() else (rest, "", "1")
-        datasets[kind] = (kind, root, float(w or 1))
+    datasets = {spec[0]: spec for spec in map(nj.pipeline.parse_dataset_spec, a.dataset)}
     cfg = TrainConfig(datasets=datasets, steps=a.steps, batch_size=a.batch_size, patch_shape=tuple(a.patch),
                       learning_rate=a.lr, seed=a.seed, worker_count=a.workers, augment=not a.no_augment,
                       ckpt_dir=a.ckpt_dir, ckpt_every=a.ckpt_every, resume=a.resume, workspace=a.workspace)

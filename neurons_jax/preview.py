@@ -11,7 +11,7 @@ Example:
     ...          "instance": np.zeros((2, 4, 32, 32), np.uint32),
     ...          "dataset": np.array([0, 1]), "position": np.zeros((2, 3), int)}
     >>> montage(batch, ["a", "b"]).size
-    (288, 208)
+    (112, 124)
 """
 
 from __future__ import annotations

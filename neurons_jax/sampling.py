@@ -96,7 +96,7 @@ def acceptance_map(
     for z0 in range(0, int(shape[0]), slab * zc):
         z1 = min(int(shape[0]), z0 + slab * zc)
         lab = pair.label.read((slice(z0, z1), slice(0, int(shape[1])), slice(0, int(shape[2]))))
-        fg.append((lab[::zc, ::yc, ::xc] != 0))
+        fg.append(lab[::zc, ::yc, ::xc] != 0)
     frac = np.concatenate(fg, 0)
     win = tuple(max(1, int(np.ceil(c / s))) for c, s in zip(ctx, cell))
     win = tuple(min(w, n) for w, n in zip(win, frac.shape))
