@@ -81,7 +81,7 @@ def acceptance_map(
     """Compute the acceptance map of one volume (one read of its labels, slab by slab)."""
     shape = np.asarray(pair.image.shape)
     ctx = np.asarray(context_shape)
-    hi = shape - ctx
+    hi = np.maximum(shape - ctx, 0)  # a volume smaller than the context is padded
     if cell is None:
         cell = np.maximum(1, np.minimum(ctx // 4, (1, 16, 16)) if len(ctx) == 3 else ctx // 4)
         cell = np.maximum(1, np.minimum(np.asarray(cell), ctx))
@@ -159,7 +159,7 @@ class PatchSource:
                 )
         if self.train:
             self.maps = [
-                acceptance_map(p, self._fit(p.image.shape), min_foreground) for p in dataset.pairs
+                acceptance_map(p, self.context_shape, min_foreground) for p in dataset.pairs
             ]
             w = np.array([len(m.origins) * np.prod(m.cell) for m in self.maps], np.float64)
             self.volume_p = w / w.sum()

@@ -157,7 +157,7 @@ class TensorStoreSource:
 
 
 def _to_zyx(s: ts.TensorStore, spec: dict) -> ts.TensorStore:
-    if spec.get("driver") == "precomputed":
+    if spec.get("driver") in ("precomputed", PRECOMPUTED):
         if s.rank == 4:
             if s.shape[3] != 1:
                 raise ValueError(
@@ -177,6 +177,10 @@ def describe_spec(spec: dict) -> str:
     return f"{spec.get('driver', '?')} store {kv}"
 
 
+PRECOMPUTED = "neuroglancer_precomputed"  # TensorStore's name of the precomputed driver
+_DRIVER_NAMES = {"precomputed": PRECOMPUTED}
+
+
 def spec_from_string(spec: str) -> dict[str, Any]:
     """A TensorStore spec from a path or URL.
 
@@ -188,15 +192,15 @@ def spec_from_string(spec: str) -> dict[str, Any]:
         prefix = f"{driver}://"
         if spec.startswith(prefix):
             rest = spec[len(prefix):]
-            return {"driver": driver, "kvstore": _kvstore(rest)}
+            return {"driver": _DRIVER_NAMES.get(driver, driver), "kvstore": _kvstore(rest)}
     if spec.startswith(("http://", "https://")):
-        return {"driver": "precomputed", "kvstore": spec.rstrip("/") + "/"}
+        return {"driver": PRECOMPUTED, "kvstore": spec.rstrip("/") + "/"}
     if "://" in spec and not spec.startswith("file://"):
         return {"driver": "zarr3", "kvstore": spec}
     path = Path(spec[len("file://"):] if spec.startswith("file://") else spec).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such volume (expected a zarr3/zarr/n5/precomputed directory)")
-    for marker, driver in (("zarr.json", "zarr3"), (".zarray", "zarr"), ("attributes.json", "n5"), ("info", "precomputed")):
+    for marker, driver in (("zarr.json", "zarr3"), (".zarray", "zarr"), ("attributes.json", "n5"), ("info", PRECOMPUTED)):
         if (path / marker).exists():
             return {"driver": driver, "kvstore": {"driver": "file", "path": str(path.resolve()) + "/"}}
     raise ValueError(

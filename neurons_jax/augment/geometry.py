@@ -1,0 +1,153 @@
+"""The fused warp on the CPU: one resample for rotation, scale, elastic and misalignment.
+
+Planar params (every output section reads one context section, always the case for
+anisotropic voxels) build each section's float32 map once (``grid``'s exact arithmetic) and run
+``cv2.remap``: INTER_LINEAR on the float32 image (OpenCV >= 4.11 interpolates in float, within
+1e-7 of exact bilinear), INTER_NEAREST on labels and masks viewed as same-width float/uint types
+(nearest copies bits; 64-bit ids as two float32 channels; rounding is half-to-even like
+``np.rint``). Off-plane params (isotropic out-of-plane rotation or z displacement) take a NumPy
+trilinear / nearest path. The exact symmetries are applied last as array views.
+
+Images: uint8 / uint16 are divided by 255 / 65535, floats are cast to float32 (expected in
+[0, 1]); the output image is always float32. Labels and masks keep their dtype.
+
+Example:
+    >>> import numpy as np
+    >>> from neurons_jax.augment.params import identity
+    >>> img = np.arange(4 * 6 * 6, dtype=np.float32).reshape(4, 6, 6)
+    >>> out, _, _ = warp(identity((2, 2, 2), (4, 6, 6)), img)
+    >>> bool((out == img[1:3, 2:4, 2:4]).all())
+    True
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from . import grid as _grid
+
+F32 = np.float32
+
+
+def image_to_float(image: np.ndarray):
+    """float32 view/copy of an image: uint8 / 255, uint16 / 65535, floats cast (NumPy or CuPy)."""
+    dt = image.dtype
+    if dt == np.uint8 or dt == np.uint16:
+        scale = F32(255.0 if dt == np.uint8 else 65535.0)
+        return image.astype(F32) / scale
+    if dt.kind == "f":
+        return image.astype(F32, copy=False)
+    if dt == np.bool_:
+        return image.astype(F32)
+    raise TypeError(f"image: expected uint8, uint16 or float dtype, got {dt}")
+
+
+def _nearest_view(a: np.ndarray) -> np.ndarray:
+    """A view cv2.remap copies bitwise: 1/2-byte as uint8/uint16, 4-byte as float32, 8-byte as 2 x float32."""
+    size = a.dtype.itemsize
+    if size == 1:
+        return a.view(np.uint8)
+    if size == 2:
+        return a.view(np.uint16)
+    if size == 4:
+        return a.view(F32)
+    if size == 8:
+        return a.view(F32).reshape(*a.shape, 2)
+    raise TypeError(f"label/mask dtype {a.dtype} is not supported (expected 1, 2, 4 or 8 bytes)")
+
+
+def _check(params, name: str, a):
+    if a is None:
+        return None
+    a = np.asarray(a)
+    if a.shape != tuple(params.context_shape):
+        raise ValueError(
+            f"{name}: expected shape {tuple(params.context_shape)} (params.context_shape), got {a.shape}"
+        )
+    if name != "image" and a.dtype.kind not in "biu":
+        raise TypeError(f"{name}: expected an integer or bool dtype, got {a.dtype}")
+    return np.ascontiguousarray(a)
+
+
+def warp(params, image=None, label=None, mask=None):
+    """``(image float32 | None, label | None, mask | None)`` of ``params.patch_shape``."""
+    image, label, mask = (_check(params, n, a) for n, a in (("image", image), ("label", label), ("mask", mask)))
+    img = None if image is None else image_to_float(image)
+    if params.planar:
+        outs = _warp_planar(params, img, label, mask)
+    else:
+        outs = _warp_3d(params, img, label, mask)
+    return tuple(
+        None if o is None else np.ascontiguousarray(_grid.apply_sym(o, params.perm, params.flip)) for o in outs
+    )
+
+
+def _warp_planar(params, img, label, mask):
+    pz, py, px = params.patch_shape
+    c = [F32((n - 1) / 2) for n in params.context_shape]
+    qz = _grid.centred(pz)
+    a = params.affine.astype(F32)
+    base = _grid.affine_offsets(a, (1, py, px), axes=(1, 2))
+    base_y = (c[1] + base[0][0]).astype(F32)
+    base_x = (c[2] + base[1][0]).astype(F32)
+    sz = (c[0] + a[0, 0] * qz).astype(np.int64)  # exact integers when planar
+    spl = None
+    if params.elastic is not None:
+        spl = _grid.spline_yx(params.elastic[1:], params.patch_shape, params.elastic_spacing)
+    mis = params.misalign
+    out_i = None if img is None else np.empty((pz, py, px), F32)
+    out_l = None if label is None else np.empty((pz, py, px), label.dtype)
+    out_m = None if mask is None else np.empty((pz, py, px), mask.dtype)
+    lv = None if label is None else _nearest_view(label)
+    mv = None if mask is None else _nearest_view(mask)
+    for k in range(pz):
+        my, mx = base_y, base_x
+        if spl is not None:
+            d = _grid.spline_z(spl[0], spl[1], k)
+            my, mx = my + d[0], mx + d[1]
+        if mis is not None:
+            my, mx = my + mis[k, 0], mx + mis[k, 1]
+        z = int(sz[k])
+        if out_i is not None:
+            out_i[k] = cv2.remap(img[z], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if out_l is not None:
+            r = cv2.remap(lv[z], mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+            out_l[k] = np.ascontiguousarray(r).view(label.dtype).reshape(py, px)
+        if out_m is not None:
+            r = cv2.remap(mv[z], mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+            out_m[k] = np.ascontiguousarray(r).view(mask.dtype).reshape(py, px)
+    return out_i, out_l, out_m
+
+
+def _lerp(a, b, f):
+    return a * (F32(1) - f) + b * f
+
+
+def _warp_3d(params, img, label, mask):
+    cz, cy, cx = params.context_shape
+    s = _grid.source_coords(params)
+    hi = np.array([cz - 1, cy - 1, cx - 1]).reshape(3, 1, 1, 1)
+    out_i = out_l = out_m = None
+    if img is not None:
+        fl = np.floor(s)
+        f = s - fl
+        i0 = np.clip(fl.astype(np.int64), 0, hi)
+        i1 = np.minimum(i0 + 1, hi)
+        flat = img.reshape(-1)
+
+        def at(z, y, x):
+            return flat.take((z * cy + y) * cx + x)
+
+        def plane(z):
+            v0 = _lerp(at(z, i0[1], i0[2]), at(z, i0[1], i1[2]), f[2])
+            v1 = _lerp(at(z, i1[1], i0[2]), at(z, i1[1], i1[2]), f[2])
+            return _lerp(v0, v1, f[1])
+
+        out_i = _lerp(plane(i0[0]), plane(i1[0]), f[0])
+    if label is not None or mask is not None:
+        n = np.clip(np.rint(s).astype(np.int64), 0, hi)
+        idx = (n[0] * cy + n[1]) * cx + n[2]
+        out_l = None if label is None else label.reshape(-1).take(idx)
+        out_m = None if mask is None else mask.reshape(-1).take(idx)
+    return out_i, out_l, out_m

@@ -1,0 +1,32 @@
+"""``neurons-jax info ROOT [--kind K]``: volumes, shapes, voxel sizes and label classes of a root.
+
+A prepared root names its kind in ``metadata.json``; a native root needs ``--kind``. Label
+classes come from the unique ids (all voxels up to ``--max-voxels``, else evenly spaced
+sections) mapped through the dataset's union rule.
+
+Example:
+    $ neurons-jax info prepared/cremi3d
+    $ neurons-jax info data/snemi3d --kind snemi3d --splits train valid
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..datasets.base import SPLITS
+from ..datasets.prepare import READERS
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("root", help="native or prepared dataset root (microns: also a URL or 'public')")
+    p.add_argument("--kind", choices=READERS, default=None, help="dataset kind (needed for a native root)")
+    p.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS), help="splits to show")
+    p.add_argument("--max-voxels", type=int, default=1 << 24, help="label voxels read per volume for classes")
+
+
+def run(args: argparse.Namespace) -> int:
+    import neurons_jax as nj
+
+    root = None if args.kind == "microns" and args.root == "public" else args.root
+    print(nj.datasets.describe(root, args.kind, splits=tuple(args.splits), max_voxels=args.max_voxels))
+    return 0

@@ -1,0 +1,301 @@
+"""MICrONS minnie65: EM and proofread segmentation streamed from neuroglancer-precomputed volumes.
+
+No download step: TensorStore reads the public layers directly (``VERSIONS`` / ``PUBLIC``), or
+a local copy / mirror with the same sub-paths (``em/``, ``seg/`` = v117, ``seg_m343/``,
+``seg_m943/``, ``seg_m1300/``), or a prepared root (the crop cached as zarr3 by ``prepare``).
+
+Alignment is by physical voxel size, never by mip index: the segmentation's finest scale is
+used, and the EM scale with the same resolution (from each ``info`` file); when the EM has
+no such scale, its finest scale is mean-downsampled by ``seg_res / em_res`` through
+TensorStore's ``downsample`` driver. Precomputed voxel ``v`` of a scale with resolution ``r``
+covers ``[v * r, (v + 1) * r)`` nm, so equal indices at equal resolution are the same place.
+
+``origin`` and ``size`` are ``(x, y, z)`` in voxels of the segmentation scale, ``origin`` in
+absolute coordinates (the ``voxel_offset`` frame neuroglancer shows). Defaults: for the
+public layers the DATASETS.md crop, origin (140000, 100000, 20000) and size 128^3; for a
+local root or mirror the segmentation's bounds: origin = its ``voxel_offset``, size = the
+rest of its extent with x halved. Volumes come out ZYX, voxel size (z, y, x) nm, ids uint64.
+
+Splits: train/valid = the crop (valid = its last ``valid_fraction`` of z); test = the
+adjacent crop of the same size along +x, ``[x0 + sx, x0 + 2 sx)``.
+
+Example:
+    >>> import neurons_jax as nj
+    >>> ds = nj.datasets.microns(seg_version=1300, size=(256, 256, 64))   # doctest: +SKIP
+    >>> ds.voxel_size                                                      # doctest: +SKIP
+    (40.0, 8.0, 8.0)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorstore as ts
+
+from ..volumes import PRECOMPUTED, Volume, shared_context
+from ._common import (
+    Entry,
+    check_split,
+    is_prepared,
+    make_dataset,
+    make_pair,
+    prepared_entries,
+    read_metadata,
+    recorded_option,
+)
+from .base import Dataset
+
+KIND = "microns"
+VERSIONS = {117: "seg", 343: "seg_m343", 943: "seg_m943", 1300: "seg_m1300"}
+_BOSS = "https://bossdb-open-data.s3.amazonaws.com/iarpa_microns/minnie/minnie65/"
+_GCS = "https://storage.googleapis.com/iarpa_microns/minnie/minnie65/"
+PUBLIC = {
+    "em": _BOSS + "em/",
+    117: _BOSS + "seg/",
+    343: _GCS + "seg_m343/",
+    943: _GCS + "seg_m943/",
+    1300: _GCS + "seg_m1300/",
+}
+DEFAULT_ORIGIN = (140000, 100000, 20000)
+DEFAULT_SIZE = (128, 128, 128)
+
+
+def microns(
+    root_or_url: str | os.PathLike | None = None,
+    seg_version: int | str = 1300,
+    origin: Sequence[int] | None = None,
+    size: Sequence[int] | None = None,
+    split: str = "train",
+    *,
+    valid_fraction: float = 0.2,
+) -> Dataset:
+    """The MICrONS crop (``origin``/``size`` in x, y, z segmentation voxels) for ``split``."""
+    check_split(split)
+    version = check_version(seg_version)
+    roles = ("test",) if split == "test" else ("trainval",)
+    if is_prepared(root_or_url):
+        meta = {**read_metadata(root_or_url), "_root": str(root_or_url)}
+        version = recorded_option(meta, "seg_version", version, 1300)
+        recorded_option(meta, "origin", None if origin is None else list(origin), None)
+        recorded_option(meta, "size", None if size is None else list(size), None)
+        entries, _ = prepared_entries(root_or_url, KIND, roles)
+        if not entries:
+            raise ValueError(f"{root_or_url}: prepared without a {split} crop (it fell outside the data)")
+    else:
+        entries = native_entries(root_or_url, roles, version, origin, size)
+    return make_dataset(KIND, root_or_url or "public", split, entries, valid_fraction,
+                        {"seg_version": version})
+
+
+def check_version(seg_version: int | str) -> int:
+    try:
+        v = int(str(seg_version).lower().lstrip("vm"))
+    except ValueError:
+        v = None
+    if v not in VERSIONS:
+        raise ValueError(
+            f"microns: unknown seg_version {seg_version!r}; expected one of {sorted(VERSIONS)}"
+        )
+    return v
+
+
+def layers(root_or_url: Any, version: int) -> tuple[Any, Any, bool]:
+    """(EM kvstore, segmentation kvstore, public?) for a root, mirror URL or the public layers."""
+    if root_or_url is None or str(root_or_url) == "public":
+        return PUBLIC["em"], PUBLIC[version], True
+    text = os.fspath(root_or_url)
+    if "://" in text and not text.startswith("file://"):
+        base = text.rstrip("/") + "/"
+        return base + "em/", base + VERSIONS[version] + "/", False
+    root = Path(text[len("file://"):] if text.startswith("file://") else text).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"microns: root {root} does not exist (expected a directory with em/ and "
+            f"{VERSIONS[version]}/ precomputed layers, a prepared root, or a URL)"
+        )
+    out = []
+    for sub in ("em", VERSIONS[version]):
+        if not (root / sub / "info").is_file():
+            present = sorted(p.name for p in root.iterdir())
+            raise FileNotFoundError(
+                f"{root / sub}: no precomputed layer (expected {sub}/info for seg_version={version}); "
+                f"found {present}"
+            )
+        out.append({"driver": "file", "path": str((root / sub).resolve()) + "/"})
+    return out[0], out[1], False
+
+
+def read_info(kvstore: Any) -> dict:
+    where = kvstore if isinstance(kvstore, str) else kvstore.get("path")
+    try:
+        kv = ts.KvStore.open(kvstore).result()
+        res = kv.read("info").result()
+    except Exception as e:  # noqa: BLE001 - network and parse errors alike
+        raise OSError(f"{where}: cannot read the precomputed info file ({e})") from None
+    if res.state != "value":
+        raise FileNotFoundError(f"{where}: no precomputed info file")
+    try:
+        info = json.loads(bytes(res.value))
+        info["scales"][0]["resolution"]
+    except (ValueError, KeyError, IndexError, TypeError) as e:
+        raise ValueError(f"{where}info: not a precomputed info file ({e!r})") from None
+    if int(info.get("num_channels", 1)) != 1:
+        raise ValueError(f"{where}: expected 1 channel; found {info.get('num_channels')}")
+    return info
+
+
+def _finest(scales: list[dict]) -> int:
+    return int(np.argmin([np.prod(s["resolution"]) for s in scales]))
+
+
+def pick_scales(em_info: dict, seg_info: dict, where: str = "") -> tuple[int, int, tuple[int, ...] | None]:
+    """(EM scale index, segmentation scale index, downsample factors or None) by resolution."""
+    si = _finest(seg_info["scales"])
+    r_s = np.asarray(seg_info["scales"][si]["resolution"], float)
+    for ei, s in enumerate(em_info["scales"]):
+        if np.allclose(s["resolution"], r_s):
+            return ei, si, None
+    ei = _finest(em_info["scales"])
+    r_e = np.asarray(em_info["scales"][ei]["resolution"], float)
+    f = r_s / r_e
+    if not (np.allclose(f, np.round(f)) and (np.round(f) >= 1).all()):
+        raise ValueError(
+            f"microns{where}: the EM scales ({[s['resolution'] for s in em_info['scales']]} nm) hold none "
+            f"matching the segmentation's {r_s.tolist()} nm, nor one it is an integer multiple of"
+        )
+    return ei, si, tuple(int(v) for v in np.round(f))
+
+
+def _bounds(scale: dict, factors=None) -> tuple[np.ndarray, np.ndarray]:
+    lo = np.asarray(scale.get("voxel_offset", [0, 0, 0]), np.int64)
+    hi = lo + np.asarray(scale["size"], np.int64)
+    if factors is not None:
+        f = np.asarray(factors)
+        lo, hi = lo // f, -((-hi) // f)
+    return lo, hi
+
+
+def native_entries(root_or_url, roles=("trainval", "test"), seg_version=1300, origin=None, size=None) -> list[Entry]:
+    version = check_version(seg_version)
+    em_kv, seg_kv, public = layers(root_or_url, version)
+    em_info, seg_info = read_info(em_kv), read_info(seg_kv)
+    ei, si, factors = pick_scales(em_info, seg_info, f" ({root_or_url or 'public'})")
+    seg_scale, em_scale = seg_info["scales"][si], em_info["scales"][ei]
+    lo, hi = _bounds(seg_scale)
+    if origin is None:
+        origin = DEFAULT_ORIGIN if public else tuple(lo)
+    o = np.asarray([int(v) for v in origin], np.int64)
+    if size is None:
+        n = np.asarray(DEFAULT_SIZE if public else (hi - o) // [2, 1, 1], np.int64)
+    else:
+        n = np.asarray([int(v) for v in size], np.int64)
+    if len(o) != 3 or len(n) != 3:
+        raise ValueError(f"microns: origin and size are (x, y, z); got origin={origin!r} size={size!r}")
+    if (n < 1).any():
+        raise ValueError(f"microns: size must be positive in x, y, z; got {tuple(n.tolist())} (an empty volume)")
+    res = tuple(float(v) for v in seg_scale["resolution"])
+    vs = res[::-1]
+    em_lo, em_hi = _bounds(em_scale, factors)
+    out = []
+    for role, start in (("trainval", o), ("test", o + [n[0], 0, 0])):
+        if role not in roles:
+            continue
+        stop = start + n
+        for what, b_lo, b_hi in (("segmentation", lo, hi), ("EM", em_lo, em_hi)):
+            if (start < b_lo).any() or (stop > b_hi).any():
+                raise ValueError(
+                    f"microns: the {role} crop x, y, z [{_fmt(start)}) .. [{_fmt(stop)}) (segmentation "
+                    f"voxels of {res} nm) is outside the {what} bounds [{_fmt(b_lo)}) .. [{_fmt(b_hi)})"
+                )
+        image = Volume(PrecomputedCrop(em_kv, ei, start, n, factors), vs)
+        label = Volume(PrecomputedCrop(seg_kv, si, start, n), vs)
+        if label.dtype.kind not in "ui":
+            raise TypeError(f"{label.name}: segmentation dtype {label.dtype}; expected integer ids")
+        label = Volume(_AsUint64(label.source), vs) if label.dtype != np.uint64 else label
+        name = "crop" if role == "trainval" else "crop_test"
+        out.append(Entry(make_pair(name, image, label), role, f"v{version}", [image.name, label.name]))
+    return out
+
+
+def _fmt(v) -> str:
+    return ", ".join(str(int(x)) for x in v)
+
+
+class PrecomputedCrop:
+    """A box of one precomputed scale (absolute XYZ voxels), seen as ZYX from zero; picklable.
+
+    With ``factors`` the scale is mean-downsampled first (TensorStore ``downsample`` driver), and
+    the box is in downsampled voxels.
+    """
+
+    def __init__(self, kvstore: Any, scale_index: int, start: Sequence[int], size: Sequence[int],
+                 factors: Sequence[int] | None = None):
+        base = {"driver": PRECOMPUTED, "kvstore": kvstore, "scale_index": int(scale_index)}
+        self.spec: dict = base if factors is None else {
+            "driver": "downsample",
+            "downsample_factors": [*(int(f) for f in factors), 1],
+            "downsample_method": "mean",
+            "base": base,
+        }
+        self.start = tuple(int(v) for v in start)
+        self.size = tuple(int(v) for v in size)
+        self.factors = None if factors is None else tuple(int(f) for f in factors)
+        self.shape = self.size[::-1]
+        self._store = None
+        self.dtype = np.dtype(self.store.dtype.numpy_dtype)
+
+    @property
+    def store(self) -> ts.TensorStore:
+        if self._store is None:
+            try:
+                s = ts.open(self.spec, read=True, context=shared_context()).result()
+            except Exception as e:  # noqa: BLE001 - re-raised with the layer named
+                raise OSError(f"cannot open {self.describe()}: {e}") from None
+            x0, y0, z0 = self.start
+            x1, y1, z1 = (a + b for a, b in zip(self.start, self.size))
+            self._store = s[x0:x1, y0:y1, z0:z1, 0].T.translate_to[0, 0, 0]
+        return self._store
+
+    def read(self, slices: tuple[slice, ...]) -> np.ndarray:
+        return np.asarray(self.store[slices].read().result())
+
+    def describe(self) -> str:
+        base = self.spec.get("base", self.spec)
+        kv = base["kvstore"]
+        where = kv if isinstance(kv, str) else kv.get("path", "")
+        box = ", ".join(f"{a}:{a + b}" for a, b in zip(self.start, self.size))
+        ds = f" downsampled {self.factors}" if self.factors else ""
+        return f"{where} scale {base['scale_index']}{ds} [x, y, z = {box}]"
+
+    def files(self) -> list[str]:
+        return [self.describe()]
+
+    def __getstate__(self):
+        return {**self.__dict__, "_store": None}
+
+
+class _AsUint64:
+    """Segment ids as uint64 whatever the stored integer type."""
+
+    def __init__(self, source):
+        self.source, self.shape, self.dtype = source, source.shape, np.dtype(np.uint64)
+
+    def read(self, slices):
+        return self.source.read(slices).astype(np.uint64)
+
+    def describe(self) -> str:
+        return self.source.describe()
+
+    def files(self) -> list[str]:
+        return self.source.files()
+
+
+def options(seg_version=1300, origin=None, size=None) -> dict:
+    return {"seg_version": check_version(seg_version),
+            "origin": None if origin is None else [int(v) for v in origin],
+            "size": None if size is None else [int(v) for v in size]}

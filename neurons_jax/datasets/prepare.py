@@ -1,0 +1,225 @@
+"""Ingest: native dataset files -> zarr3 stores + ``metadata.json`` (a *prepared root*).
+
+``prepare(kind, input, output_dir, **reader_kwargs)`` reads every volume of the dataset (all
+splits; the test volumes are skipped with a note when the input has none) through the same
+reader code as ``nj.datasets.<kind>``, and writes per volume ``volumes/<name>/image.zarr`` and
+``label.zarr`` (zarr3, zstd, chunks (32, 128, 128) clipped to the shape, voxel size in the
+dimension units). ``metadata.json`` records the reader, label rule, voxel sizes, shapes,
+dtypes, the volumes' roles and the splits they give at ``valid_fraction``, the source files
+and a fingerprint of them (paths, sizes, mtimes; a digest for in-memory arrays).
+
+Everything is written into a temporary directory next to ``output_dir`` and renamed into
+place at the end, so an interrupted run leaves nothing half-written. Running it again with
+the same sources returns at once; a different source needs ``overwrite=True``. Image values
+are checked to be finite while they are copied. For ``generic``, ``input`` is the image (any
+form ``generic`` accepts) and ``label=``, ``voxel_size=``, ``rule=`` are keyword arguments.
+
+Example:
+    >>> import neurons_jax as nj
+    >>> root = nj.datasets.prepare("snemi3d", "data/snemi3d", "prepared/snemi3d")   # doctest: +SKIP
+    >>> nj.datasets.snemi3d(root, split="test").image                               # doctest: +SKIP
+    Volume(zarr3 store .../volumes/AC3/image.zarr/, shape=(100, 1024, 1024), ...)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import importlib
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..rules import get_rule
+from ..volumes import ArraySource, Volume, write_json, write_zarr3
+from ._common import FORMAT, METADATA, Entry, check_fraction, read_metadata, select
+from ._sources import CheckedSource
+
+READERS = ("snemi3d", "cremi3d", "microns", "mitoem2", "generic")
+_MAIN_ROLE = {"mitoem2": "tr"}
+
+
+def prepare(
+    kind: str,
+    input_dir: Any,
+    output_dir: str | os.PathLike,
+    *,
+    valid_fraction: float = 0.2,
+    overwrite: bool = False,
+    progress: bool = True,
+    **reader_kwargs: Any,
+) -> Path:
+    """Ingest dataset ``kind`` from ``input_dir`` into ``output_dir``; returns ``output_dir``."""
+    module = reader_module(kind)
+    vf = check_fraction(valid_fraction)
+    opts = module.options(**reader_kwargs)
+    data_kind = opts.get("rule", kind)
+    entry_kwargs = {k: v for k, v in reader_kwargs.items() if k != "rule"}
+    if input_dir is None and kind != "microns":
+        raise ValueError(f"prepare {kind}: input_dir is required")
+    output = Path(output_dir).expanduser()
+
+    main_role = _MAIN_ROLE.get(kind, "trainval")
+    entries = module.native_entries(input_dir, roles=(main_role,), **entry_kwargs)
+    notes = []
+    try:
+        entries += module.native_entries(input_dir, roles=("test",), **entry_kwargs)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        notes.append(f"no test volumes: {str(e).splitlines()[0]}")
+    fingerprint = _fingerprint(kind, opts, entries)
+
+    if output.exists():
+        state = _existing(output)
+        if state == "prepared":
+            meta = read_metadata(output)
+            if meta.get("fingerprint") == fingerprint:
+                return output
+            if not overwrite:
+                raise FileExistsError(
+                    f"{output}: holds a prepared root of other sources ({meta.get('reader')} from "
+                    f"{meta.get('input')}); pass overwrite=True (--overwrite) or another output directory"
+                )
+        elif state == "other":
+            raise FileExistsError(f"{output}: exists and is not a prepared root; refusing to overwrite it")
+    output.parent.mkdir(parents=True, exist_ok=True)
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
+    try:
+        volumes = _write_volumes(tmp, entries, kind, progress)
+        meta = _metadata(kind, data_kind, input_dir, opts, vf, entries, volumes, fingerprint, notes, module)
+        write_json(tmp / METADATA, meta)
+        _swap(tmp, output)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for note in notes:
+        print(f"prepare {kind}: note: {note}", file=sys.stderr)
+    return output
+
+
+def reader_module(kind: str):
+    if kind not in READERS:
+        raise ValueError(f"unknown dataset kind {kind!r} for prepare; expected one of {', '.join(READERS)}")
+    return importlib.import_module(f".{kind}", __package__)
+
+
+def _existing(path: Path) -> str:
+    if not path.is_dir():
+        return "other"
+    if (path / METADATA).is_file():
+        try:
+            read_metadata(path)
+            return "prepared"
+        except ValueError:
+            return "other"
+    return "empty" if not any(path.iterdir()) else "other"
+
+
+def _swap(tmp: Path, output: Path) -> None:
+    """Rename ``tmp`` to ``output``; an old prepared root is moved aside first, then removed."""
+    old = None
+    if output.exists():
+        old = output.parent / f".{output.name}.old-{os.getpid()}"
+        os.replace(output, old)
+    try:
+        os.replace(tmp, output)
+    except BaseException:
+        if old is not None:
+            os.replace(old, output)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "__", name)
+
+
+def _write_volumes(tmp: Path, entries: list[Entry], kind: str, progress: bool) -> list[dict]:
+    from tqdm.auto import tqdm
+
+    total = sum(e.pair.image.shape[0] * (1 + (e.pair.label is not None)) for e in entries)
+    out = []
+    with tqdm(total=total, desc=f"prepare {kind}", unit="z", disable=not progress, leave=False) as bar:
+        for e in entries:
+            rel = Path("volumes") / _safe(e.pair.name)
+            (tmp / rel).mkdir(parents=True, exist_ok=True)
+            img = e.pair.image
+            checked = Volume(CheckedSource(img.source, "image"), img.voxel_size, origin=img.origin,
+                             shape=img.shape, name=img.name)
+            write_zarr3(tmp / rel / "image.zarr", checked, progress=bar.update)
+            rec = {
+                "name": e.pair.name, "role": e.role, "group": e.group,
+                "image": str(rel / "image.zarr"), "label": None,
+                "shape": list(img.shape), "voxel_size": list(img.voxel_size),
+                "image_dtype": img.dtype.name, "label_dtype": None, "sources": e.sources,
+            }
+            if e.pair.label is not None:
+                write_zarr3(tmp / rel / "label.zarr", e.pair.label, progress=bar.update)
+                rec.update(label=str(rel / "label.zarr"), label_dtype=e.pair.label.dtype.name)
+            out.append(rec)
+    return out
+
+
+def _metadata(kind, data_kind, input_dir, opts, vf, entries, volumes, fingerprint, notes, module) -> dict:
+    rule = get_rule(data_kind)
+    assign = getattr(module, "assign_roles", None)
+    split_entries = assign(entries, vf) if assign else entries
+    splits = {}
+    for split in ("train", "valid", "test"):
+        pairs, zr = select(split_entries, split, vf)
+        if pairs:
+            splits[split] = [{"volume": p.name, "z": list(zr[p.name])} for p in pairs]
+    return {
+        "format": FORMAT,
+        "version": 1,
+        "reader": kind,
+        "kind": data_kind,
+        "label_rule": {**dataclasses.asdict(rule), "ranges": [list(r) for r in rule.ranges]},
+        "voxel_size": list(entries[0].pair.image.voxel_size),
+        "valid_fraction": vf,
+        "reader_kwargs": opts,
+        "input": _describe_input(input_dir),
+        "volumes": volumes,
+        "groups": sorted({e.group for e in entries}),
+        "splits": splits,
+        "source_files": sorted({s for e in entries for s in e.sources}),
+        "fingerprint": fingerprint,
+        "notes": notes,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _describe_input(x: Any) -> str:
+    if isinstance(x, (str, os.PathLike)):
+        return os.fspath(x)
+    if isinstance(x, np.ndarray):
+        return f"array{x.shape} {x.dtype}"
+    return type(x).__name__ if x is not None else "public"
+
+
+def _fingerprint(kind: str, opts: dict, entries: list[Entry]) -> str:
+    h = hashlib.sha256(json.dumps([kind, opts], sort_keys=True, default=str).encode())
+    for e in entries:
+        h.update(f"{e.pair.name}|{e.role}|{e.pair.image.shape}".encode())
+        for vol in (e.pair.image, e.pair.label):
+            if vol is None:
+                continue
+            if isinstance(vol.source, ArraySource):
+                h.update(hashlib.blake2b(memoryview(vol.source.array).cast("B"), digest_size=16).digest())
+        for s in e.sources:
+            h.update(s.encode())
+            try:
+                st = os.stat(s)
+                h.update(f"{st.st_size}|{st.st_mtime_ns}".encode())
+            except OSError:
+                pass  # a URL or a layer description
+    return h.hexdigest()

@@ -1,0 +1,151 @@
+"""A loopback HTTP file server for testing downloads: Range requests, dropped connections, errors.
+
+Serves a directory on ``127.0.0.1`` (port chosen by the OS) from a background thread. Switches
+make it misbehave on purpose: ``drop_at[path]`` lists byte offsets at which the next responses
+for ``path`` are cut (the connection closes mid-body), ``fail[path]`` lists HTTP statuses to
+answer before serving, ``range_support=False`` ignores ``Range`` headers, ``content[path]``
+serves bytes from memory, ``tls=(cert, key)`` serves https. ``requests`` logs (method, path,
+Range header).
+
+Example:
+    >>> import pathlib, tempfile, urllib.request
+    >>> d = pathlib.Path(tempfile.mkdtemp()); _ = (d / "f.bin").write_bytes(b"0123456789")
+    >>> with LoopbackServer(d) as srv:
+    ...     req = urllib.request.Request(srv.url + "f.bin", headers={"Range": "bytes=4-"})
+    ...     urllib.request.urlopen(req).read()
+    b'456789'
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import ssl
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+class LoopbackServer:
+    """``with LoopbackServer(root) as srv: srv.url + "name"``; shut down on exit."""
+
+    def __init__(self, root: str | os.PathLike, *, tls: tuple[str, str] | None = None):
+        self.root = Path(root)
+        self.tls = tls  # (certificate file, key file): serve https
+        self.drop_at: dict[str, list[int]] = {}
+        self.fail: dict[str, list[int]] = {}
+        self.content: dict[str, bytes] = {}
+        self.range_support = True
+        self.requests: list[tuple[str, str, str | None]] = []
+        self._lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._httpd is not None, "server not started"
+        host, port = self._httpd.server_address[:2]
+        return f"{'https' if self.tls else 'http'}://{host}:{port}/"
+
+    def start(self) -> LoopbackServer:
+        handler = type("Handler", (_Handler,), {"server_state": self})
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        if self.tls is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            self._httpd.socket = ctx.wrap_socket(self._httpd.socket, server_side=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._thread.join(timeout=5)
+            self._httpd = None
+
+    def __enter__(self) -> LoopbackServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def paths_requested(self, method: str = "GET") -> list[str]:
+        with self._lock:
+            return [p for m, p, _ in self.requests if m == method]
+
+    def _pop(self, table: dict[str, list[int]], path: str) -> int | None:
+        with self._lock:
+            queue = table.get(path)
+            return queue.pop(0) if queue else None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_state: LoopbackServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def do_HEAD(self) -> None:
+        self._serve(body=False)
+
+    def do_GET(self) -> None:
+        self._serve(body=True)
+
+    def _serve(self, body: bool) -> None:
+        st = self.server_state
+        path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path).lstrip("/")
+        rng = self.headers.get("Range")
+        with st._lock:
+            st.requests.append((self.command, path, rng))
+        status = st._pop(st.fail, path)
+        if status is not None:
+            return self._empty(status)
+        data = st.content.get(path)
+        if data is None:
+            file = st.root / path  # symlinks inside the root are followed, ".." is refused
+            if ".." in Path(path).parts or not file.is_file():
+                return self._empty(404)
+            data = file.read_bytes()
+        size, start, end = len(data), 0, len(data)
+        m = re.fullmatch(r"bytes=(\d*)-(\d*)", rng or "") if st.range_support else None
+        if m and (m.group(1) or m.group(2)):
+            if m.group(1):
+                start = int(m.group(1))
+                end = min(size, int(m.group(2)) + 1) if m.group(2) else size
+            else:  # suffix range: the last N bytes
+                start = max(0, size - int(m.group(2)))
+            if start >= size or start >= end:
+                return self._empty(416, {"Content-Range": f"bytes */{size}"})
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(end - start))
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Accept-Ranges", "bytes" if st.range_support else "none")
+        drop = st._pop(st.drop_at, path) if body else None
+        if drop is not None:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if not body:
+            return
+        if drop is not None:
+            self.wfile.write(data[start:max(start, drop)])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(data[start:end])
+
+    def _empty(self, status: int, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", "0")
+        self.end_headers()

@@ -1,0 +1,116 @@
+"""Running the tasks of one phase on Dask, with a progress bar.
+
+``client`` picks where tasks run: ``None`` starts a ``dask.distributed.LocalCluster`` of worker
+processes (one thread each) for the job and closes it afterwards; a scheduler address
+(``"tcp://host:8786"``) or a ``distributed.Client`` runs them on an existing cluster; the string
+``"synchronous"`` runs them one after the other in this process (debugging, tests). Dask is
+imported only when a cluster is used. When a task fails, the phase's remaining tasks are
+cancelled and the error is raised; what finished stays recorded, so a rerun resumes.
+
+Example:
+    >>> from neurons_jax.ops.blockwise.runner import Runner
+    >>> with Runner("synchronous", progress=False) as r:
+    ...     r.map("square", pow, [(2, 2), (3, 2)])
+    [4, 9]
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tqdm.auto import tqdm
+
+SYNCHRONOUS = ("synchronous", "sync")
+
+
+class Runner:
+    """A context manager that maps task functions over argument tuples, phase by phase."""
+
+    def __init__(self, client: Any = None, *, n_workers: int | None = None, progress: bool = True):
+        self.progress = progress
+        self.seconds: dict[str, float] = {}  # wall time per phase, for summaries and benchmarks
+        self._owned: list[Any] = []
+        self.client = None
+        if isinstance(client, str) and client in SYNCHRONOUS:
+            return
+        from dask.distributed import Client, LocalCluster
+
+        if client is None:
+            n = n_workers or max(1, min(4, os.cpu_count() or 1))
+            cluster = LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+            )
+            self.client = Client(cluster)
+            self._owned = [self.client, cluster]
+        elif isinstance(client, str):
+            try:
+                self.client = Client(client, timeout="30s")
+            except OSError as e:
+                raise OSError(f"cannot reach the Dask scheduler at client={client!r}: {e}") from None
+            self._owned = [self.client]
+        elif isinstance(client, Client):
+            self.client = client
+        else:
+            raise TypeError(
+                "client must be None (a LocalCluster), 'synchronous', a scheduler address or a "
+                f"dask.distributed.Client; got {type(client).__name__}"
+            )
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for obj in self._owned:
+            obj.close()
+        self._owned = []
+
+    def describe(self) -> str:
+        if self.client is None:
+            return "this process"
+        return f"Dask scheduler {self.client.scheduler.address}"
+
+    def map(self, desc: str, fn: Callable, args: Sequence[tuple]) -> list:
+        """``[fn(*a) for a in args]``, run as one task per tuple; results in input order."""
+        bar = tqdm(total=len(args), desc=desc, unit="task", disable=not self.progress or not args)
+        t0 = time.perf_counter()
+        try:
+            if self.client is None:
+                out = []
+                for a in args:
+                    out.append(fn(*a))
+                    bar.update()
+                return out
+            return self._map_dask(desc, fn, args, bar)
+        finally:
+            bar.close()
+            self.seconds[desc] = round(time.perf_counter() - t0, 3)
+
+    def _map_dask(self, desc: str, fn: Callable, args: Sequence[tuple], bar) -> list:
+        from dask.distributed import as_completed
+
+        token = uuid.uuid4().hex[:8]
+        futures = [
+            self.client.submit(fn, *a, key=f"nj-{desc.replace(' ', '-')}-{i}-{token}", pure=False)
+            for i, a in enumerate(args)
+        ]
+        index = {f.key: i for i, f in enumerate(futures)}
+        out: list = [None] * len(futures)
+        try:
+            for fut in as_completed(futures):
+                if fut.status == "error":
+                    self.client.cancel(futures)
+                    fut.result()  # raises the task's error
+                out[index[fut.key]] = fut.result()
+                fut.release()
+                bar.update()
+        except BaseException:
+            self.client.cancel(futures)
+            raise
+        return out

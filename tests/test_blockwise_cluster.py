@@ -1,0 +1,52 @@
+"""Blockwise connected components on a real Dask LocalCluster (worker processes): a worker is
+killed mid-run, the scheduler reruns its task elsewhere, the output is complete and identical."""
+
+from __future__ import annotations
+
+import os
+
+import cc3d
+import numpy as np
+import pytest
+
+import neurons_jax as nj
+from neurons_jax.ops import blockwise as bw
+
+distributed = pytest.importorskip("distributed")
+
+
+class KillOnce(distributed.WorkerPlugin):
+    """Ends its worker process (as a crash would) when the write task of one block starts,
+    once per job: a file created exclusively records that the kill happened."""
+
+    def __init__(self, flag: str, block: int):
+        self.flag, self.block = flag, block
+
+    def transition(self, key, start, finish, **kwargs):
+        name = key if isinstance(key, str) else str(key)
+        if finish == "executing" and name.startswith(f"nj-write-{self.block}-"):
+            try:
+                os.close(os.open(self.flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return
+            os._exit(1)
+
+
+def test_worker_killed_mid_run_local_cluster(load_shared, tmp_path):
+    labels = np.ascontiguousarray(load_shared("pinky40_seg_256.npz")["labels"][128:, 128:, :128])
+    src = tmp_path / "seg.zarr"
+    nj.volumes.write_zarr3(src, labels, (40.0, 8.0, 8.0), chunks=(32, 64, 64))
+    ref = cc3d.connected_components(labels, connectivity=26, out_dtype=np.uint32)
+    flag = tmp_path / "killed"
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster, distributed.Client(cluster) as client:
+        client.register_plugin(KillOnce(str(flag), block=3), name="kill-once")
+        pids = set(client.run(os.getpid).values())
+        vol, n = bw.blockwise_connected_components(
+            src, tmp_path / "cc.zarr", (48, 64, 64), 26, client=client, progress=False
+        )
+        survivors = set(client.run(os.getpid).values())
+    assert flag.exists() and pids - survivors  # a worker really died during the write phase
+    assert n == int(ref.max())
+    np.testing.assert_array_equal(vol.read(), ref)

@@ -1,0 +1,202 @@
+"""The Loader: mixing, determinism, checkpoint state, labels per dataset, splits, bad input."""
+
+from __future__ import annotations
+
+import cc3d
+import numpy as np
+import pytest
+import synth
+
+import neurons_jax as nj
+from neurons_jax.pipeline import Loader
+from neurons_jax.rules import class_index
+
+PATCH = (4, 32, 32)
+
+
+@pytest.fixture(scope="module")
+def three():
+    return {
+        "snemi3d": (synth.dataset("snemi3d", seed=1), 1.0),
+        "cremi3d": (synth.dataset("cremi3d", seed=2), 2.0),
+        "mitoem2": (synth.dataset("mitoem2", seed=3), 0.5),
+    }
+
+
+def take(loader, n):
+    out = [next(loader) for _ in range(n)]
+    return out
+
+
+def same_batches(a, b):
+    for x, y in zip(a, b):
+        assert x.keys() == y.keys()
+        for k in x:
+            np.testing.assert_array_equal(np.asarray(x[k]), np.asarray(y[k]), err_msg=k)
+
+
+def test_mixing_proportions_and_dataset_ids(three):
+    loader = Loader(three, PATCH, batch_size=7, seed=3, augment=None, output="numpy")
+    batches = take(loader, 10)
+    ids = np.concatenate([b["dataset"] for b in batches])
+    w = np.array([1.0, 2.0, 0.5])
+    for n in (7, 21, 35, 70):
+        counts = np.bincount(ids[:n], minlength=3)
+        assert np.all(np.abs(counts - n * w / w.sum()) <= 1), (n, counts)
+    # each sample really comes from the dataset its id names: without augmentation the image
+    # is the volume's region at the reported position
+    names = list(three)
+    for b in batches[:3]:
+        for i in range(len(b["dataset"])):
+            ds = three[names[b["dataset"][i]]][0]
+            z, y, x = b["position"][i]
+            raw = ds.pairs[b["volume"][i]].image.read((slice(z, z + 4), slice(y, y + 32), slice(x, x + 32)))
+            np.testing.assert_allclose(b["image"][i, ..., 0], raw / 255.0, atol=1e-6)
+
+
+def test_same_seed_same_batches_and_state_restore(three):
+    a = Loader(three, PATCH, batch_size=4, seed=11, output="numpy")
+    first = take(a, 2)
+    state = a.get_state()
+    expected = take(a, 3)
+    b = Loader(three, PATCH, batch_size=4, seed=11, output="numpy")
+    same_batches(take(b, 2), first)
+    c = Loader(three, PATCH, batch_size=4, seed=11, output="numpy")
+    c.set_state(state)
+    same_batches(take(c, 3), expected)
+    d = Loader(three, PATCH, batch_size=4, seed=12, output="numpy")
+    assert not np.array_equal(next(d)["position"], first[0]["position"])
+
+
+@pytest.mark.slow
+def test_worker_count_does_not_change_batches(three):
+    a = Loader(three, PATCH, batch_size=4, seed=5, output="numpy", worker_count=0)
+    b = Loader(three, PATCH, batch_size=4, seed=5, output="numpy", worker_count=2)
+    try:
+        same_batches(take(a, 3), take(b, 3))
+    finally:
+        b.close()
+
+
+def test_labels_per_dataset(three):
+    loader = Loader(three, PATCH, batch_size=8, seed=2, output="numpy")
+    names = list(three)
+    seen = set()
+    for b in take(loader, 4):
+        for i, d in enumerate(b["dataset"]):
+            kind = names[d]
+            sem, inst = b["semantic"][i], b["instance"][i]
+            present = set(np.unique(sem).tolist())
+            allowed = {
+                "snemi3d": {0, 1},
+                "cremi3d": {0, 1, 2, 3},
+                "mitoem2": {0, 3, 4},
+            }[kind]
+            assert present <= allowed, (kind, present)
+            seen |= present
+            # instance ids compact 1..n and each one connected (6-connectivity)
+            ids = np.unique(inst[inst > 0])
+            np.testing.assert_array_equal(ids, np.arange(1, len(ids) + 1))
+            assert cc3d.connected_components(inst, connectivity=6).max() == len(ids)
+            assert np.all(inst[sem == 0] == 0)
+            if kind == "mitoem2":
+                assert np.all(inst[sem == 3] > 0)
+    assert {1, 2, 3, 4} <= seen
+
+
+def test_ignore_classes(three):
+    loader = Loader(three, PATCH, batch_size=8, seed=2, output="numpy", ignore_classes=("mito_boundary", "cleft"))
+    for b in take(loader, 3):
+        assert not np.isin(b["semantic"], (class_index("mito_boundary"), class_index("cleft"))).any()
+
+
+def test_valid_and_test_splits_are_deterministic_tiles():
+    ds = synth.dataset("snemi3d", split="valid")
+    a = Loader({"s": (ds, 1.0)}, (2, 32, 32), batch_size=4, split="valid", output="numpy")
+    b = Loader({"s": (ds, 1.0)}, (2, 32, 32), batch_size=4, split="valid", output="numpy")
+    ba, bb = list(a), list(b)
+    assert len(ba) == len(a) > 0
+    same_batches(ba, bb)
+    pos = np.concatenate([x["position"][x["dataset"] >= 0] for x in ba])
+    # tiles cover the whole volume
+    cover = np.zeros(ds.image.shape, bool)
+    for z, y, x in pos:
+        cover[z : z + 2, y : y + 32, x : x + 32] = True
+    assert cover.all()
+    # the padded tail of the last batch is masked out
+    last = ba[-1]
+    assert np.all(last["mask"][last["dataset"] < 0] == 0)
+
+
+def test_train_and_valid_never_overlap_in_z(workspace):
+    train = nj.datasets.snemi3d(workspace["snemi3d"], split="train")
+    valid = nj.datasets.snemi3d(workspace["snemi3d"], split="valid")
+    for tp, vp in zip(train.pairs, valid.pairs):
+        assert tp.image.origin[0] + tp.image.shape[0] <= vp.image.origin[0]
+    loader = Loader({"s": (train, 1.0)}, PATCH, batch_size=4, seed=0, output="numpy")
+    ctx = loader.context_shape
+    hi = train.image.shape[0]
+    for b in take(loader, 3):
+        # context region (patch + margin) lies inside the train window
+        z0 = b["position"][:, 0] - (ctx[0] - PATCH[0]) // 2
+        assert np.all(z0 >= 0) and np.all(z0 + ctx[0] <= hi)
+
+
+def test_sample_workspace_union_classes(prepared):
+    specs = {k: (k, str(root), 1.0) for k, root in prepared.items()}
+    loader = Loader(nj.pipeline.sources_from_specs(specs), PATCH, batch_size=8, seed=0, output="numpy")
+    names = list(specs)
+    classes = {k: set() for k in names}
+    for b in take(loader, 4):
+        for i, d in enumerate(b["dataset"]):
+            classes[names[d]] |= set(np.unique(b["semantic"][i]).tolist())
+    assert classes["snemi3d"] <= {0, 1} and 1 in classes["snemi3d"]
+    assert classes["microns"] <= {0, 1} and 1 in classes["microns"]
+    assert classes["cremi3d"] <= {0, 1, 2, 3} and {1, 2} <= classes["cremi3d"]
+    assert classes["mitoem2"] <= {0, 3, 4} and 3 in classes["mitoem2"]
+
+
+def test_timings_reported(three):
+    loader = Loader(three, PATCH, batch_size=4, seed=0, output="numpy")
+    take(loader, 2)
+    t = loader.timings()
+    assert {"read", "wait", "transfer"} <= set(t)
+    assert all(v["batches"] == 2 for v in t.values())
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"sources_w": -1.0}, "finite and > 0"),
+        ({"sources_w": float("nan")}, "finite and > 0"),
+        ({"ignore_classes": ("axon",)}, "unknown class"),
+        ({"patch_shape": (4, 512, 32)}, "smaller than"),
+        ({"batch_size": 3, "output": "jax"}, None),
+        ({"split": "valid"}, "split"),
+    ],
+)
+def test_bad_input(kwargs, match):
+    ds = synth.dataset("snemi3d")
+    w = kwargs.pop("sources_w", 1.0)
+    args = {"patch_shape": PATCH, "batch_size": 4, "output": "numpy", **kwargs}
+    if match is None:  # batch size vs data-axis size: only checkable with a mesh of 2+ devices
+        pytest.importorskip("jax")
+        import jax
+        from jax.sharding import AxisType, Mesh
+
+        devs = np.array(jax.devices() * 2)[:2]
+        if len(set(jax.devices())) < 2:
+            mesh = Mesh(devs[:1], ("data",), axis_types=(AxisType.Auto,))
+            Loader({"s": (ds, 1.0)}, mesh=mesh, **args)  # 1 device: any batch size is fine
+            return
+    with pytest.raises(ValueError, match=match):
+        Loader({"s": (ds, w)}, **args)
+
+
+def test_padding_when_asked():
+    ds = synth.dataset("snemi3d", shape=(24, 40, 40))
+    loader = Loader({"s": (ds, 1.0)}, (4, 48, 48), batch_size=2, augment=None, output="numpy", pad=True)
+    b = next(loader)
+    assert b["image"].shape == (2, 4, 48, 48, 1)
+    assert (b["mask"] == 0).any() and (b["mask"] == 1).any()
+    assert np.all(b["semantic"][b["mask"] == 0] == 0)
