@@ -176,7 +176,7 @@ def _transfer(
         return  # the part is already whole: only verification is left
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     if have:
-        pass
+        headers["Range"] = f"bytes={have}-"
     try:
         resp = _open(urllib.request.Request(url, headers=headers), timeout, verify_tls)
     except urllib.error.HTTPError as e:

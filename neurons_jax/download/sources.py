@@ -54,7 +54,6 @@ class Source:
     files: tuple[FileSpec, ...] = ()
     checksums: str | None = None  # only used while ``base`` is the default (not a mirror)
     homepage: str = ""
-    approx_bytes: int = 0  # disk space for the default selection (approximate, public sizes)
 
 
 MITOEM2_DATASETS = (
@@ -83,7 +82,6 @@ SOURCES: dict[str, Source] = {
         "https://github.com/tmquan/SNEMI3D/raw/HEAD/",
         tuple(FileSpec(f"AC{v}_{what}.h5") for v in (3, 4) for what in ("inputs", "labels")),
         homepage="https://snemi3d.grand-challenge.org/",
-        approx_bytes=600 << 20,
     ),
     "cremi3d": Source(
         "cremi3d",
@@ -91,7 +89,6 @@ SOURCES: dict[str, Source] = {
         tuple(FileSpec(f"sample_{s}_20160501.hdf", sha256=h) for s, h in _CREMI_SHA256.items())
         + tuple(FileSpec(f"sample_{s}_padded_20160501.hdf") for s in "ABC"),
         homepage="https://cremi.org/data/",
-        approx_bytes=1300 << 20,
     ),
     "mitoem2": Source(
         "mitoem2",
@@ -99,7 +96,6 @@ SOURCES: dict[str, Source] = {
         tuple(FileSpec(f"{name}.zip") for name in MITOEM2_DATASETS),
         checksums="https://zenodo.org/api/records/14595790",  # sizes + md5 of every zip
         homepage="https://zenodo.org/records/14595790",
-        approx_bytes=10 << 30,
     ),
     # MICrONS is streamed, not downloaded: its precomputed layer URLs are the reader's table,
     # neurons_jax.datasets.microns.PUBLIC; a mirror is a base URL holding the same layer names
