@@ -39,7 +39,7 @@ class TrainConfig:
     batch_size: int = 4
     steps: int = 60
     learning_rate: float = 3e-3
-    features: tuple[int, ...] = (8, 16, 32)
+    features: tuple[int, ...] = (8, 16)
     seed: int = 0
     augment: bool = True
     worker_count: int = 0
@@ -65,7 +65,7 @@ class ConvBlock(nnx.Module):
 class UNet3D(nnx.Module):
     """Channels-last 3D UNet; pools in-plane only (EM sections are thick)."""
 
-    def __init__(self, features=(8, 16, 32), in_channels=1, n_classes=N_CLASSES, *, rngs: nnx.Rngs):
+    def __init__(self, features=(8, 16), in_channels=1, n_classes=N_CLASSES, *, rngs: nnx.Rngs):
         chans = (in_channels, *features)
         self.down = nnx.List([ConvBlock(a, b, rngs) for a, b in zip(chans[:-1], chans[1:])])
         self.up = nnx.List([
@@ -149,10 +149,19 @@ def restore(mngr, model, optimizer, loader) -> int:
 
 
 # ----------------------------------------------------------------------------- loop
+def replicate(model, optimizer, mesh) -> None:
+    """Data parallel: parameters and optimizer state replicated on every device of the mesh."""
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    state = nnx.state((model, optimizer))
+    nnx.update((model, optimizer), jax.device_put(state, NamedSharding(mesh, PartitionSpec())))
+
+
 def train(cfg: TrainConfig) -> dict:
     loader = make_loader(cfg)
     model = UNet3D(cfg.features, rngs=nnx.Rngs(cfg.seed))
     optimizer = nnx.Optimizer(model, optax.adamw(cfg.learning_rate), wrt=nnx.Param)
+    replicate(model, optimizer, loader.mesh)
     mngr = checkpoint_manager(cfg)
     start = restore(mngr, model, optimizer, loader) if (mngr and cfg.resume) else 0
     losses, waits, steps_s, seen = [], [], [], []

@@ -20,7 +20,7 @@ WEIGHTS = {"snemi3d": 1.0, "cremi3d": 1.0, "microns": 1.0, "mitoem2": 1.0}
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="demo_out", help="output folder (workspace, preview, metrics)")
-    p.add_argument("--steps", type=int, default=60, help="training steps (the loss should fall)")
+    p.add_argument("--steps", type=int, default=40, help="training steps (the loss should fall)")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--patch", type=int, nargs=3, default=(8, 64, 64), metavar=("Z", "Y", "X"))
     p.add_argument("--seed", type=int, default=0)
