@@ -62,6 +62,7 @@ def main() -> int:
     labels = np.ascontiguousarray(np.tile(base, (reps,) * 3)[: args.size, : args.size, : args.size])
     mvx = labels.size / 1e6
     conn = args.connectivity
+    load_before = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="bench_blockwise_"))
     rows = []
     try:
@@ -116,13 +117,14 @@ def main() -> int:
     result = {
         "data": f"pinky40_seg_256 tiled to {labels.shape}, uint32, {n_ref} components ({conn}-connected)",
         "machine": f"{os.cpu_count()}-core CPU ({platform.processor() or platform.machine()}), no GPU",
+        "load_average_1min_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "repeats": args.repeats,
         "command": "python benchmarks/bench_blockwise.py " + " ".join(sys.argv[1:]),
         "rows": rows,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     nj.volumes.write_json(args.out, result)
-    print(result["data"], "|", result["machine"])
+    print(result["data"], "|", result["machine"], "| load", result["load_average_1min_before_after"])
     print(f"{'path':34s} {'workers':>7s} {'block':>6s} {'s':>8s} {'MVx/s':>8s} {'x mem':>7s} {'x mem+io':>8s}  phases (s)")
     for r in rows:
         ph = " ".join(f"{k}={v:.2f}" for k, v in r.get("phases", {}).items())

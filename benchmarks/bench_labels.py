@@ -4,7 +4,7 @@ Data: pinky40_seg_256.npz (real dense segmentation, uint32) tiled to SIZE^3 with
 CPU rows compare each op with the library it wraps, called directly in the same run:
 connected_components (6, 26) vs cc3d, renumber vs fastremap.renumber, union_semantic vs
 fastremap (unique + remap of every id to its class); the per-label scipy.ndimage.label loop
-that connected_components replaces runs on a LOOP^3 crop. With a GPU (CuPy), the same ops
+that connected_components replaces runs on the centre LOOP^3 crop. With a GPU (CuPy), the same ops
 run on the device against cupyx.scipy.ndimage.label on the binary foreground. Every figure
 is the median of REPEATS runs. Writes benchmarks/results/bench_labels.json.
 
@@ -33,16 +33,20 @@ from neurons_jax.ops._backend import gpu_available  # noqa: E402
 DATA = Path(os.environ.get("NEURONS_JAX_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
-def median_seconds(fn, repeats: int, sync=lambda: None) -> float:
-    fn()  # warm-up (allocations, kernel compilation)
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+def median_seconds(fns, repeats: int, sync=lambda: None) -> list[float]:
+    """Median wall time of each function; the functions alternate within every repeat, so
+    load from other processes on a shared machine hits ours and the peer alike."""
+    for fn in fns:  # warm-up (allocations, kernel compilation)
         fn()
         sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            ts.append(time.perf_counter() - t0)
+    return [statistics.median(ts) for ts in times]
 
 
 def per_label_scipy_loop(labels: np.ndarray, connectivity: int) -> np.ndarray:
@@ -79,8 +83,7 @@ def cpu_rows(vol: np.ndarray, crop: np.ndarray, repeats: int) -> list[dict]:
     rows = []
 
     def row(op, ours, peer_name, peer, n_voxels, reps=repeats):
-        t_ours = median_seconds(ours, reps)
-        t_peer = median_seconds(peer, reps)
+        t_ours, t_peer = median_seconds([ours, peer], reps)
         r = {
             "op": op, "backend": "cpu", "voxels": n_voxels,
             "ours_s": t_ours, "ours_mvx_s": n_voxels / t_ours / 1e6,
@@ -118,13 +121,13 @@ def gpu_rows(vol_np: np.ndarray, repeats: int) -> list[dict]:
     rows = []
 
     def row(op, ours, peer_name=None, peer=None, bytes_moved=None):
-        t_ours = median_seconds(ours, repeats, sync)
+        t_ours, *t_peer = median_seconds([ours] + ([peer] if peer else []), repeats, sync)
         r = {"op": op, "backend": "gpu", "voxels": vol.size, "ours_s": t_ours,
              "ours_mvx_s": vol.size / t_ours / 1e6}
         if bytes_moved:
             r["ours_gb_s"] = bytes_moved / t_ours / 1e9
         if peer is not None:
-            t_peer = median_seconds(peer, repeats, sync)
+            t_peer = t_peer[0]
             r.update(peer=peer_name, peer_s=t_peer, peer_mvx_s=vol.size / t_peer / 1e6,
                      ours_over_peer_speed=t_peer / t_ours)
         rows.append(r)
@@ -159,14 +162,16 @@ def main(argv=None) -> int:
     src = np.load(DATA / "pinky40_seg_256.npz")["labels"]
     reps = -(-args.size // src.shape[0])
     vol = np.ascontiguousarray(np.tile(src, (reps,) * 3)[: args.size, : args.size, : args.size])
-    crop = np.ascontiguousarray(vol[: args.loop, : args.loop, : args.loop])
+    c0 = (args.size - args.loop) // 2  # the centre: the tiles' corners meet there, many ids
+    crop = np.ascontiguousarray(vol[c0 : c0 + args.loop, c0 : c0 + args.loop, c0 : c0 + args.loop])
     from importlib.metadata import version
 
     info = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
         "python": platform.python_version(), "numpy": np.__version__,
         "cc3d": version("connected-components-3d"), "fastremap": version("fastremap"),
-        "data": f"pinky40_seg_256 tiled to {vol.shape} {vol.dtype}; loop crop {crop.shape}",
+        "data": f"pinky40_seg_256 tiled to {vol.shape} {vol.dtype} ({len(np.unique(src)) - 1} ids); "
+        f"centre crop {crop.shape} for the SciPy loop ({len(np.unique(crop)) - 1} ids)",
         "repeats": args.repeats, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }
     print(json.dumps(info, indent=1))

@@ -51,15 +51,15 @@ def default_mesh():
 class DrawParams:
     """Grain random map: draws one sample's augmentation params from its per-element RNG."""
 
-    def __init__(self, cfg, patch_shape: Sequence[int], voxel_sizes: Sequence[Sequence[float]], finish_on_host: bool):
+    def __init__(self, cfg, patch_shape: Sequence[int], voxel_sizes: Sequence[Sequence[Sequence[float]]]):
         self.cfg, self.patch_shape = cfg, tuple(patch_shape)
-        self.voxel_sizes = [tuple(v) for v in voxel_sizes]
-        self.finish_on_host = finish_on_host
+        self.voxel_sizes = [[tuple(v) for v in per_volume] for per_volume in voxel_sizes]
 
     def __call__(self, element: dict, rng: np.random.Generator) -> dict:
         from . import augment
 
-        vs = self.voxel_sizes[int(element["dataset"])]
+        # voxel size of the sample's own volume (a MitoEM2 dataset mixes 16^3 and 30x8x8 nm)
+        vs = self.voxel_sizes[int(element["dataset"])][int(element["volume"])]
         element["params"] = augment.draw(self.cfg, rng, self.patch_shape, vs)
         return element
 
@@ -220,8 +220,11 @@ class Loader:
             return self.patch_shape
         from .augment import context_shape
 
-        shapes = [context_shape(self.augment_cfg, self.patch_shape, ds.voxel_size) for ds in self.datasets]
+        shapes = [context_shape(self.augment_cfg, self.patch_shape, vs) for vs in {v for per in self._voxel_sizes() for v in per}]
         return tuple(int(max(s)) for s in zip(*shapes))
+
+    def _voxel_sizes(self) -> list[list[tuple[float, ...]]]:
+        return [[tuple(p.image.voxel_size) for p in ds.pairs] for ds in self.datasets]
 
     def _build(self) -> grain.MapDataset:
         parts = [grain.MapDataset.source(s) for s in self.sources]
@@ -233,8 +236,7 @@ class Loader:
         ds = ds[self.process_index :: self.process_count]
         ds = ds.map(HostLabels([d.kind for d in self.datasets], self.ignore_classes))
         if self.augment_cfg is not None:
-            vs = [d.voxel_size for d in self.datasets]
-            ds = ds.seed(self.seed).random_map(DrawParams(self.augment_cfg, self.patch_shape, vs, not self.on_gpu))
+            ds = ds.seed(self.seed).random_map(DrawParams(self.augment_cfg, self.patch_shape, self._voxel_sizes()))
         if not self.on_gpu:
             ds = ds.map(FinishOnHost(self.patch_shape, self.boundary_ids))
         return ds.batch(self.local_batch, drop_remainder=self.train, batch_fn=stack_batch)

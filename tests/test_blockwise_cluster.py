@@ -47,6 +47,12 @@ def test_worker_killed_mid_run_local_cluster(load_shared, tmp_path):
             src, tmp_path / "cc.zarr", (48, 64, 64), 26, client=client, progress=False
         )
         survivors = set(client.run(os.getpid).values())
+        # an in-memory source (8 MB) is scattered to the workers once instead of with each task
+        vol2, n2 = bw.blockwise_connected_components(
+            nj.Volume.from_array(labels, (40.0, 8.0, 8.0)), tmp_path / "cc2.zarr", (64, 64, 64), 26,
+            client=client, progress=False,
+        )
+        np.testing.assert_array_equal(vol2.read(), ref)
     assert flag.exists() and pids - survivors  # a worker really died during the write phase
     assert n == int(ref.max())
     np.testing.assert_array_equal(vol.read(), ref)

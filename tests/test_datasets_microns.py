@@ -69,7 +69,8 @@ def test_explicit_crop_matches_the_layers_and_the_4nm_em(workspace):
     # the EM it returns is the 8 nm scale: the mean of the 4 nm pixels at twice the coordinates
     em4 = np.asarray(_layer(root / "em", 0)[2 * x:2 * x + 66, 2 * y:2 * y + 94, z:z + 11].read().result()).T
     mean = em4.reshape(11, 47, 2, 33, 2).astype(np.float32).mean(axis=(2, 4))
-    assert np.abs(ds.image.read().astype(np.float32) - mean).max() <= 8  # jpeg, both scales
+    err = np.abs(ds.image.read().astype(np.float32) - mean)
+    assert err.mean() < 3 and np.percentile(err, 99) < 12, (err.mean(), err.max())  # jpeg, both scales
     naive = em4[:, :47, :33]  # what aligning by mip index would return: half the region
     assert np.abs(naive.astype(np.float32) - mean).mean() > 20
 
@@ -127,3 +128,37 @@ def test_crop_errors(workspace):
         D.microns(root, size=(0, 8, 8))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         D.microns(root / "nope")
+
+
+def test_mirror_url_over_http(workspace):
+    """A mirror (here a loopback HTTP server) with the public sub-paths streams the same crop."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(workspace["microns"]))
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as srv:
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{srv.server_address[1]}/"
+            remote, local = D.microns(url, split="valid"), D.microns(workspace["microns"], split="valid")
+            assert remote.image.name.startswith(url + "em/")
+            np.testing.assert_array_equal(remote.label.read(), local.label.read())
+            np.testing.assert_array_equal(remote.image.read(), local.image.read())
+        finally:
+            srv.shutdown()
+
+
+def test_public_layers_table():
+    import importlib
+
+    mod = importlib.import_module("neurons_jax.datasets.microns")
+    em, seg, public = mod.layers(None, 1300)
+    assert public and em.endswith("minnie65/em/") and seg.endswith("minnie65/seg_m1300/")
+    assert mod.layers("public", 117)[1] == "https://bossdb-open-data.s3.amazonaws.com/iarpa_microns/minnie/minnie65/seg/"
+    assert mod.layers("gs://bucket/minnie65", 343)[1] == "gs://bucket/minnie65/seg_m343/"
+    assert mod.DEFAULT_ORIGIN == (140000, 100000, 20000) and mod.DEFAULT_SIZE == (128, 128, 128)

@@ -101,7 +101,7 @@ def test_cremi3d_with_mitochondria_and_one_volume(workspace, tmp_path):
     np.testing.assert_array_equal(p.label.read(), expected[40:])
     with pytest.raises(ValueError, match="include_clefts=True"):
         D.cremi3d(out, "valid", include_clefts=False)
-    with pytest.raises(ValueError, match=r"sample\(s\) \['A'\]"):
+    with pytest.raises(ValueError, match=r"without sample\(s\) \['A'\] \(it holds \['B'\]\)"):
         D.cremi3d(out, "train", volumes=("A",))
 
 

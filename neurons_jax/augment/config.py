@@ -199,7 +199,9 @@ def margins(cfg: AugmentConfig, patch_shape, voxel_size) -> tuple[int, int, int]
     if cap["sections"] and cfg.misalign_prob > 0:
         ext[1] += cfg.misalign_max_nm / v[1]
         ext[2] += cfg.misalign_max_nm / v[2]
-    m = np.ceil(ext - h - 1e-9 + 1e-3 * (ext > h + 1e-9))
+    # float32 coordinates may overshoot an exact bound by an ulp: the kernels clamp to C - 1, which
+    # is still real context
+    m = np.ceil(ext - h - 1e-6)
     return tuple(int(max(0, x)) for x in m)  # type: ignore[return-value]
 
 

@@ -81,14 +81,18 @@ def pointwise(params, img: np.ndarray, means: np.ndarray | None = None) -> np.nd
 def _taps(length: int, angle32: float) -> np.ndarray:
     h = (length - 1) // 2
     t = np.arange(-h, h + 1, dtype=np.float64)
-    taps = np.stack([np.rint(t * math.sin(angle32)), np.rint(t * math.cos(angle32))], axis=1)
+    sy, sx = math.sin(angle32), math.cos(angle32)
+    step = 1.0 / max(abs(sy), abs(sx))  # one voxel along the dominant axis: distinct taps
+    taps = np.stack([np.rint(t * sy * step), np.rint(t * sx * step)], axis=1)
     out = taps.astype(np.int32)
     out.flags.writeable = False
     return out
 
 
 def motion_taps(length, angle) -> np.ndarray:
-    """Integer (dy, dx) offsets of a motion-blur line of ``length`` taps at ``angle`` (radians)."""
+    """Integer (dy, dx) offsets of a motion-blur line of ``length`` taps at ``angle`` (radians).
+
+    Taps advance one voxel along the dominant axis, so every tap is a different voxel."""
     return _taps(int(length), float(F32(angle)))
 
 

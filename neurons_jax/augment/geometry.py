@@ -31,11 +31,11 @@ F32 = np.float32
 
 
 def image_to_float(image: np.ndarray):
-    """float32 view/copy of an image: uint8 / 255, uint16 / 65535, floats cast (NumPy or CuPy)."""
+    """float32 copy/view of an image: uint8 / 255, uint16 / 65535, floats cast."""
     dt = image.dtype
     if dt == np.uint8 or dt == np.uint16:
         scale = F32(255.0 if dt == np.uint8 else 65535.0)
-        return image.astype(F32) / scale
+        return np.divide(image, scale, dtype=F32)
     if dt.kind == "f":
         return image.astype(F32, copy=False)
     if dt == np.bool_:
@@ -74,8 +74,10 @@ def warp(params, image=None, label=None, mask=None):
     """``(image float32 | None, label | None, mask | None)`` of ``params.patch_shape``."""
     image, label, mask = (_check(params, n, a) for n, a in (("image", image), ("label", label), ("mask", mask)))
     img = None if image is None else image_to_float(image)
+    if params.planar and params.perm[0] == 0:
+        return _warp_planar(params, img, label, mask)  # symmetry folded into the maps
     if params.planar:
-        outs = _warp_planar(params, img, label, mask)
+        outs = _warp_planar(params, img, label, mask, fold=False)
     else:
         outs = _warp_3d(params, img, label, mask)
     return tuple(
@@ -83,26 +85,43 @@ def warp(params, image=None, label=None, mask=None):
     )
 
 
-def _warp_planar(params, img, label, mask):
+def _sym2d(a: np.ndarray, perm, flip) -> np.ndarray:
+    """In-plane part of the symmetry applied to the last two axes of ``a`` (contiguous copy)."""
+    lead = a.ndim - 2
+    if flip[1]:
+        a = a[(slice(None),) * lead + (slice(None, None, -1),)]
+    if flip[2]:
+        a = a[..., ::-1]
+    if perm[1] == 2:
+        a = np.swapaxes(a, -1, -2)
+    return np.ascontiguousarray(a)
+
+
+def _warp_planar(params, img, label, mask, fold: bool = True):
+    """Section by section with cv2.remap; ``fold``: maps built directly in the output frame."""
     pz, py, px = params.patch_shape
     c = [F32((n - 1) / 2) for n in params.context_shape]
-    qz = _grid.centred(pz)
     a = params.affine.astype(F32)
     base = _grid.affine_offsets(a, (1, py, px), axes=(1, 2))
-    base_y = (c[1] + base[0][0]).astype(F32)
-    base_x = (c[2] + base[1][0]).astype(F32)
-    sz = (c[0] + a[0, 0] * qz).astype(np.int64)  # exact integers when planar
+    base = np.stack([c[1] + base[0][0], c[2] + base[1][0]]).astype(F32)  # (2, Py, Px) canonical
     spl = None
     if params.elastic is not None:
         spl = _grid.spline_yx(params.elastic[1:], params.patch_shape, params.elastic_spacing)
+    if fold and (params.flip[1] or params.flip[2] or params.perm[1] != 1):
+        base = _sym2d(base, params.perm, params.flip)
+        if spl is not None:
+            spl = (_sym2d(spl[0], params.perm, params.flip), spl[1])
+    oy, ox = base.shape[1:]
+    sz = (c[0] + a[0, 0] * _grid.centred(pz)).astype(np.int64)  # exact integers when planar
     mis = params.misalign
-    out_i = None if img is None else np.empty((pz, py, px), F32)
-    out_l = None if label is None else np.empty((pz, py, px), label.dtype)
-    out_m = None if mask is None else np.empty((pz, py, px), mask.dtype)
+    out_i = None if img is None else np.empty((pz, oy, ox), F32)
+    out_l = None if label is None else np.empty((pz, oy, ox), label.dtype)
+    out_m = None if mask is None else np.empty((pz, oy, ox), mask.dtype)
     lv = None if label is None else _nearest_view(label)
     mv = None if mask is None else _nearest_view(mask)
-    for k in range(pz):
-        my, mx = base_y, base_x
+    for o in range(pz):
+        k = pz - 1 - o if (fold and params.flip[0]) else o  # canonical section
+        my, mx = base[0], base[1]
         if spl is not None:
             d = _grid.spline_z(spl[0], spl[1], k)
             my, mx = my + d[0], mx + d[1]
@@ -110,13 +129,13 @@ def _warp_planar(params, img, label, mask):
             my, mx = my + mis[k, 0], mx + mis[k, 1]
         z = int(sz[k])
         if out_i is not None:
-            out_i[k] = cv2.remap(img[z], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            out_i[o] = cv2.remap(img[z], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if out_l is not None:
             r = cv2.remap(lv[z], mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
-            out_l[k] = np.ascontiguousarray(r).view(label.dtype).reshape(py, px)
+            out_l[o] = r.view(label.dtype).reshape(oy, ox)
         if out_m is not None:
             r = cv2.remap(mv[z], mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
-            out_m[k] = np.ascontiguousarray(r).view(mask.dtype).reshape(py, px)
+            out_m[o] = r.view(mask.dtype).reshape(oy, ox)
     return out_i, out_l, out_m
 
 

@@ -30,7 +30,6 @@ from .base import SPLITS, Dataset, VolumePair
 METADATA = "metadata.json"
 FORMAT = "neurons_jax.prepared"
 IMAGE_DTYPES = ("uint8", "uint16", "uint32", "int8", "int16", "int32", "float32", "float64")
-ROLES = ("trainval", "train", "valid", "test")
 
 
 @dataclass
@@ -38,7 +37,7 @@ class Entry:
     """A whole volume pair of a dataset and the split(s) it feeds."""
 
     pair: VolumePair
-    role: str  # trainval (z split) | train | valid | test
+    role: str  # trainval (z split) | train | valid | test | tr (MitoEM2 imagesTr, split by file)
     group: str = ""  # MitoEM2 subset, CREMI sample, ...
     sources: list[str] = field(default_factory=list)
 

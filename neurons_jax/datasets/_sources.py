@@ -16,7 +16,6 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -164,6 +163,3 @@ def source_files(source) -> list[str]:
         return [describe_spec(spec)]
     return []
 
-
-def fits(shape: Sequence[int]) -> bool:
-    return all(int(s) > 0 for s in shape)

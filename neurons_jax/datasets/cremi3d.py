@@ -70,12 +70,17 @@ def cremi3d(
         meta = {**read_metadata(root), "_root": str(root)}
         include_clefts = recorded_option(meta, "include_clefts", include_clefts, True)
         include_mito = recorded_option(meta, "include_mito", include_mito, False)
+        recorded = tuple(meta.get("reader_kwargs", {}).get("volumes", ("A", "B")))
+        volumes = recorded if volumes == ("A", "B") else volumes  # the default: what was prepared
+        missing = [v for v in volumes if v not in recorded]
+        if missing:
+            raise ValueError(
+                f"{root}: prepared without sample(s) {missing} (it holds {list(recorded)}); "
+                "run prepare again with those volumes"
+            )
         entries, _ = prepared_entries(
             root, KIND, roles, keep=lambda v: v["role"] == "test" or v["name"] in volumes
         )
-        missing = [v for v in volumes if split != "test" and v not in {e.pair.name for e in entries}]
-        if missing:
-            raise ValueError(f"{root}: prepared without sample(s) {missing} (volumes={list(volumes)})")
     else:
         entries = native_entries(root, roles, volumes, include_clefts, include_mito)
     info = {"include_clefts": include_clefts, "include_mito": include_mito}

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..rules import LabelRule, get_rule
+from ..rules import LabelRule, get_rule, known_kinds
 from ..volumes import ArraySource, Volume
 from ._common import (
     Entry,
@@ -127,10 +127,13 @@ def _is_h5_with_key(text: str) -> bool:
 
 
 def _kind(rule: str | LabelRule) -> str:
-    r = get_rule(rule)  # raises for an unregistered kind
-    if isinstance(rule, LabelRule) and get_rule(rule.kind) != rule:
-        raise ValueError(f"generic: rule {rule.kind!r} is not registered; use nj.rules.register_rule")
-    return r.kind
+    if isinstance(rule, LabelRule):
+        if rule.kind not in known_kinds() or get_rule(rule.kind) != rule:
+            raise ValueError(
+                f"generic: rule {rule.kind!r} is not registered as given; use nj.rules.register_rule"
+            )
+        return rule.kind
+    return get_rule(rule).kind  # raises for an unknown kind, listing the known ones
 
 
 def _root(image: Any) -> str:

@@ -114,9 +114,9 @@ def _remap_gpu(labels, edges: np.ndarray, cls: np.ndarray):
     import cupy
 
     lab = cupy.ascontiguousarray(labels)
-    out = cupy.zeros(lab.shape, cupy.uint8)
     if len(edges) == 0 or lab.size == 0:
-        return out
+        return cupy.zeros(lab.shape, cupy.uint8)
+    out = cupy.empty(lab.shape, cupy.uint8)
     kernel = _kernels.get_function("remap.cu", f"union_remap<{_kernels.ctype(lab.dtype)}>")
     args = (lab, out, cupy.asarray(edges), cupy.asarray(cls), np.int32(len(edges)))
     _kernels.launch(kernel, lab.size, (*args, np.int64(lab.size)))

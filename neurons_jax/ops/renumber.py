@@ -46,13 +46,17 @@ def _renumber_cpu(labels: np.ndarray, preserve_zero: bool):
 
     if labels.size == 0:
         return np.zeros(labels.shape, np.uint32), ({0: 0} if preserve_zero else {})
-    arr = np.ascontiguousarray(labels)
-    if arr.dtype.itemsize < 4:  # fastremap keeps the dtype: 256 uint8 ids would wrap to 0
-        arr = arr.astype(np.int32 if arr.dtype.kind == "i" else np.uint32)
-    ids, mapping = fastremap.renumber(arr, preserve_zero=preserve_zero)
+    if labels.dtype.itemsize <= 4:
+        # renumber a 32-bit copy in place: it then holds the uint32 ids (fastremap returns a
+        # narrowed copy, and keeping the input dtype would wrap 256 uint8 ids to 0)
+        buf = np.array(labels, np.int32 if labels.dtype.kind == "i" else np.uint32, order="C")
+        _, mapping = fastremap.renumber(buf, preserve_zero=preserve_zero, in_place=True)
+        ids = buf.view(np.uint32)
+    else:
+        ids, mapping = fastremap.renumber(np.ascontiguousarray(labels), preserve_zero=preserve_zero)
+        ids = ids.astype(np.uint32, copy=False)
     _check_count(len(mapping) - (1 if preserve_zero else 0))
-    mapping = {int(k): int(v) for k, v in mapping.items()}
-    return ids.astype(np.uint32, copy=False), mapping
+    return ids, {int(k): int(v) for k, v in mapping.items()}
 
 
 def _check_count(k: int) -> None:

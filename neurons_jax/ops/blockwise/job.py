@@ -107,8 +107,11 @@ def run_job(
     src = open_source(source, voxel_size)
     if src.ndim != 3:
         raise ValueError(f"{src.name}: blockwise ops need a 3D (Z, Y, X) volume; found shape {src.shape}")
-    if src.dtype.kind not in "uib":
-        raise TypeError(f"{src.name}: expected integer labels (uint8...uint64); found dtype {src.dtype}")
+    if src.dtype.kind not in "ui":
+        hint = " (convert a mask to uint8 first)" if src.dtype.kind == "b" else ""
+        raise TypeError(
+            f"{src.name}: expected integer labels (uint8...uint64 or int8...int64); found dtype {src.dtype}{hint}"
+        )
     grid = BlockGrid(src.shape, block_shape)
     chunks = grid.check_chunks(chunks) if chunks is not None else grid.chunks(CHUNK_TARGET)
     target = resolve_target(dest)

@@ -129,6 +129,11 @@ def solve(keys: Sequence[np.ndarray], pairs: Sequence[np.ndarray]) -> tuple[np.n
     total = len(key)
     if total == 0:
         return np.zeros(1, np.uint32), 0
+    if total >= 2**31:
+        raise OverflowError(
+            f"{total} provisional components (summed over blocks) exceed the 2**31 the global "
+            "union-find handles; use larger blocks"
+        )
     edges = np.concatenate([np.asarray(p, np.int64).reshape(-1, 2) for p in pairs]) if len(pairs) else np.zeros((0, 2), np.int64)
     graph = coo_matrix(
         (np.ones(len(edges), np.int8), (edges[:, 0] - 1, edges[:, 1] - 1)), shape=(total, total)

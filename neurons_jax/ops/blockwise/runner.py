@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import os
+import pickle
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 SYNCHRONOUS = ("synchronous", "sync")
+SCATTER_BYTES = 1 << 20
 
 
 class Runner:
@@ -96,6 +98,16 @@ class Runner:
         from dask.distributed import as_completed
 
         token = uuid.uuid4().hex[:8]
+        shared = args[0][0] if args and args[0] else None
+        if (
+            shared is not None
+            and all(a and a[0] is shared for a in args)
+            and len(pickle.dumps(shared)) > SCATTER_BYTES
+        ):
+            # a big shared first argument (a job reading an in-memory array) goes to the workers
+            # once; small ones travel with each task, which survives the loss of any worker
+            shared = self.client.scatter(shared, broadcast=True, hash=False)
+            args = [(shared, *a[1:]) for a in args]
         futures = [
             self.client.submit(fn, *a, key=f"nj-{desc.replace(' ', '-')}-{i}-{token}", pure=False)
             for i, a in enumerate(args)

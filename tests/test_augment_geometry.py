@@ -1,0 +1,194 @@
+"""The fused warp: image/label alignment (rendered and real EM), ids, masks, shapes, crops, symmetries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurons_jax import augment
+from neurons_jax.augment import AugmentConfig, draw, geometry, grid
+from neurons_jax.augment.params import identity
+from neurons_jax.ops._backend import to_numpy
+
+GEOMETRY = AugmentConfig.off(
+    flip_prob=(0.5, 0.5, 0.5), rot90_prob=0.5, transpose_xy_prob=0.5, transpose_z_prob=0.5,
+    rotate_prob=0.8, scale_prob=0.8, elastic_prob=0.8, misalign_prob=0.5, rotate_3d_prob=0.5,
+    elastic_sigma_nm=(8.0, 20.0),
+)
+
+
+def boundaries(lab: np.ndarray) -> np.ndarray:
+    """In-plane 4-neighbour label boundaries."""
+    b = np.zeros(lab.shape, bool)
+    dy, dx = lab[:, 1:] != lab[:, :-1], lab[:, :, 1:] != lab[:, :, :-1]
+    b[:, 1:] |= dy
+    b[:, :-1] |= dy
+    b[:, :, 1:] |= dx
+    b[:, :, :-1] |= dx
+    return b
+
+
+def voronoi(shape, n, seed, scale=(1.0, 1.0, 1.0)) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    pts = rng.uniform(0, 1, (n, 3)) * np.array(shape)
+    zz, yy, xx = np.meshgrid(*(np.arange(s, dtype=np.float32) for s in shape), indexing="ij")
+    d = [((zz - p[0]) * scale[0]) ** 2 + ((yy - p[1]) * scale[1]) ** 2 + ((xx - p[2]) * scale[2]) ** 2 for p in pts]
+    return (np.argmin(np.stack(d), axis=0) * 7 + 3).astype(np.uint32)  # ids 3, 10, 17, ...
+
+
+def rendered(lab: np.ndarray) -> np.ndarray:
+    """An image drawn from its labels: 0.8 inside, 0.2 within one voxel of a boundary."""
+    b = boundaries(lab)
+    b[:, 1:] |= b[:, :-1].copy()
+    b[:, :, 1:] |= b[:, :, :-1].copy()
+    return np.where(b, 0.2, 0.8).astype(np.float32)
+
+
+def contrast(img: np.ndarray, lab: np.ndarray) -> tuple[float, float]:
+    b = boundaries(lab)
+    return float(img[b].mean()), float(img[~b].mean())
+
+
+@pytest.mark.parametrize("vs", [(40, 4, 4), (10, 10, 10)])
+def test_alignment_on_an_image_rendered_from_labels(xp, vs):
+    patch = (8, 48, 48) if vs[0] == 40 else (16, 32, 32)
+    ctx = augment.context_shape(GEOMETRY, patch, vs)
+    lab = voronoi(ctx, 40, 0, scale=(vs[0] / vs[1], 1, 1))
+    img = rendered(lab)
+    rng = np.random.default_rng(1)
+    seen = set()
+    for _ in range(8):
+        p = draw(GEOMETRY, rng, patch, vs)
+        seen.update(p.applied)
+        out, olab, _ = (to_numpy(a) if a is not None else None for a in augment.apply(p, xp.asarray(img), xp.asarray(lab)))
+        bd, inside = contrast(out, olab)
+        assert bd < 0.4 and inside > 0.7, (p.applied, bd, inside)
+        assert set(np.unique(olab)) <= set(np.unique(lab))
+    assert {"rotate", "elastic", "scale"} <= seen
+    # the criterion fails for labels off by two voxels
+    p = draw(GEOMETRY, np.random.default_rng(2), patch, vs)
+    out, olab, _ = augment.apply(p, img, lab)
+    bd, _ = contrast(out, np.roll(olab, 2, axis=2))
+    assert bd > 0.45
+
+
+def test_alignment_on_real_fib25(load_shared, xp):
+    d = load_shared("fib25_sample2.npz")
+    cfg = GEOMETRY.replace(rotate_3d_prob=0.0, transpose_z_prob=0.0)
+    patch, vs = (16, 88, 88), (10, 10, 10)
+    ctx = augment.context_shape(cfg, patch, vs)
+    assert ctx[0] <= 40 and ctx[1] <= 160
+    box = tuple(slice(125 - c // 2, 125 - c // 2 + c) for c in ctx)
+    img, lab = d["image"][box], d["groundtruth"][box]
+    c0 = tuple(slice(m, m + p) for m, p in zip(augment.margins(cfg, patch, vs), patch))
+    bd0, in0 = contrast(img[c0] / np.float32(255), lab[c0])
+    assert in0 - bd0 > 0.15  # membranes are dark in this volume
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        p = draw(cfg, rng, patch, vs)
+        out, olab, _ = augment.apply(p, xp.asarray(img), xp.asarray(lab))
+        out, olab = to_numpy(out), to_numpy(olab)
+        bd, inside = contrast(out, olab)
+        assert abs(bd - bd0) < 0.02 and inside - bd > 0.15, (p.applied, bd, bd0, inside)
+        assert set(np.unique(olab)) <= set(np.unique(lab))
+        # labels three voxels off fail the same criterion
+        assert contrast(out, np.roll(olab, 3, axis=2))[0] - bd0 > 0.025
+
+
+LABEL_CASES = [
+    (np.uint8, 200), (np.uint16, 60000), (np.uint32, 2**32 - 1), (np.uint64, 52_045_091_350),
+    (np.int32, 2**31 - 1), (np.int64, 2**62),
+]
+
+
+@pytest.mark.parametrize("dtype, top", LABEL_CASES)
+def test_labels_keep_values_and_masks_stay_binary(xp, dtype, top):
+    rng = np.random.default_rng(0)
+    cfg = GEOMETRY
+    for patch, vs in [((6, 33, 47), (40, 4, 4)), ((1, 40, 40), (30, 6, 6)), ((9, 17, 17), (10, 10, 10))]:
+        p = draw(cfg, rng, patch, vs)
+        ids = np.array([0, 1, 2, 5, 7, top // 3, top - 1, top], dtype=dtype)  # 1, 2, 5: float32 denormals
+        lab = ids[rng.integers(0, len(ids), p.context_shape)]
+        mask = rng.random(p.context_shape) < 0.5
+        img = rng.integers(0, 256, p.context_shape, dtype=np.uint8)
+        out, olab, omask = augment.apply(p, xp.asarray(img), xp.asarray(lab), xp.asarray(mask))
+        out, olab, omask = to_numpy(out), to_numpy(olab), to_numpy(omask)
+        assert out.shape == olab.shape == omask.shape == patch
+        assert out.dtype == np.float32 and olab.dtype == dtype and omask.dtype == bool
+        assert set(np.unique(olab)) <= set(ids.tolist())
+        m8 = (rng.random(p.context_shape) < 0.5).astype(np.uint8)
+        assert set(np.unique(to_numpy(augment.apply(p, None, None, xp.asarray(m8))[2]))) <= {0, 1}
+
+
+def test_output_shape_is_patch_shape_for_every_config():
+    rng = np.random.default_rng(5)
+    cfgs = [AugmentConfig(), AugmentConfig.off(), GEOMETRY, AugmentConfig(rotate_3d_prob=1.0, rotate_max_deg=90)]
+    for cfg in cfgs:
+        for patch, vs in [((1, 64, 64), (40, 4, 4)), ((5, 31, 18), (30, 6, 6)), ((7, 13, 13), (10, 10, 10)),
+                          ((3, 1, 9), (40, 8, 8)), ((2, 8, 8), (8, 8, 8))]:
+            p = draw(cfg, rng, patch, vs)
+            img = rng.random(p.context_shape, dtype=np.float32)
+            lab = rng.integers(0, 5, p.context_shape).astype(np.uint16)
+            out, olab, _ = augment.apply(p, img, lab)
+            assert out.shape == patch and olab.shape == patch, (cfg, patch)
+            assert np.isfinite(out).all()
+
+
+def test_zero_displacement_warp_is_a_crop_of_the_context_centre(xp):
+    rng = np.random.default_rng(0)
+    for patch, ctx in [((4, 20, 30), (4, 40, 50)), ((5, 7, 9), (9, 11, 19)), ((1, 16, 16), (1, 16, 16))]:
+        img = rng.integers(0, 256, ctx, dtype=np.uint8)
+        lab = rng.integers(0, 2**40, ctx, dtype=np.uint64)
+        p = identity(patch, ctx)
+        out, olab, _ = augment.apply(p, xp.asarray(img), xp.asarray(lab))
+        crop = tuple(slice((c - s) // 2, (c - s) // 2 + s) for c, s in zip(ctx, patch))
+        assert np.array_equal(to_numpy(out), img[crop] / np.float32(255))
+        assert np.array_equal(to_numpy(olab), lab[crop])
+    # drawn params with every probability 0 are an identity too, and the context is the patch
+    p = draw(AugmentConfig.off(), rng, (6, 30, 30), (40, 4, 4))
+    img = rng.random((6, 30, 30), dtype=np.float32)
+    assert np.array_equal(augment.apply(p, img)[0], img)
+
+
+def _gather_sym(w: np.ndarray, perm, flip) -> np.ndarray:
+    """Reference: out[o] = w[k(o)], k_i = P_i - 1 - o[perm_i] if flip_i else o[perm_i]."""
+    o = np.indices(w.shape)
+    k = [(w.shape[i] - 1 - o[perm[i]]) if flip[i] else o[perm[i]] for i in range(3)]
+    return w[tuple(k)]
+
+
+def test_symmetries_match_the_index_formula():
+    rng = np.random.default_rng(0)
+    cfg = AugmentConfig.off(flip_prob=(0.5, 0.5, 0.5), rot90_prob=0.5, transpose_xy_prob=0.5, transpose_z_prob=0.5)
+    w = rng.random((6, 6, 6))
+    seen = set()
+    for _ in range(60):
+        p = draw(cfg, rng, (6, 6, 6), (10, 10, 10))
+        seen.add((p.perm, p.flip))
+        assert np.array_equal(grid.apply_sym(w, p.perm, p.flip), _gather_sym(w, p.perm, p.flip))
+        assert np.array_equal(augment.apply(p, w.astype(np.float32))[0], _gather_sym(w, p.perm, p.flip).astype(np.float32))
+    assert len(seen) > 20
+
+
+def test_planar_cv2_path_matches_the_shared_float32_formula():
+    """cv2.remap (CPU) and the trilinear/rint formula (what the CUDA kernel computes) agree."""
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        p = draw(GEOMETRY, rng, (5, 40, 40), (40, 4, 4))
+        assert p.planar
+        img = rng.random(p.context_shape, dtype=np.float32)
+        lab = rng.integers(0, 2**32, p.context_shape, dtype=np.uint64).astype(np.uint32)
+        a = geometry._warp_planar(p, img, lab, None, fold=False)
+        b = geometry._warp_3d(p, img, lab, None)
+        assert np.array_equal(a[1], b[1])
+        np.testing.assert_allclose(a[0], b[0], atol=1e-6)
+        folded = geometry.warp(p, img, lab)
+        assert np.array_equal(folded[1], grid.apply_sym(b[1], p.perm, p.flip))
+
+
+def test_wrong_context_shape_is_an_error():
+    p = draw(AugmentConfig(), 0, (4, 32, 32), (40, 4, 4))
+    with pytest.raises(ValueError, match="context_shape"):
+        augment.apply(p, np.zeros((4, 32, 32), np.uint8))
+    with pytest.raises(TypeError, match="label"):
+        augment.apply(p, None, np.zeros(p.context_shape, np.float32))
