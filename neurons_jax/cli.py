@@ -58,7 +58,8 @@ def _run(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
         return 130
     except (CommandError, FileNotFoundError, FileExistsError, KeyError, ValueError, TypeError, OSError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"neurons-jax {args._command}: error: {msg}", file=sys.stderr)
+        prog = parser.prog if parser.prog.startswith("neurons-relabel") else f"neurons-jax {args._command}"
+        print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2
 
 

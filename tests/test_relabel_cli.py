@@ -279,7 +279,7 @@ def test_bad_input_exits_nonzero_with_one_line_reason(case, tmp_path, capsys):
     assert relabel(mode, argv[0], out, *argv[1:]) == 2
     err = capsys.readouterr().err.strip()
     assert reason in err
-    assert len(err.splitlines()) == 1 and err.startswith("neurons-jax relabel: error: ")
+    assert len(err.splitlines()) == 1 and err.startswith("neurons-relabel: error: ")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
