@@ -28,13 +28,14 @@ __global__ void augment_pointwise(const float* __restrict__ in, float* __restric
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
        i += (long long)blockDim.x * gridDim.x) {
     const long long b = i / pvox;
-    const long long r = i - b * pvox;
-    const int z = (int)(r / svox);
-    const int y = (int)((r / px) % py);
-    const int x = (int)(r % px);
+    const unsigned int r = (unsigned int)(i - b * pvox);  // a patch has < 2**31 voxels
+    const unsigned int rs = r % (unsigned int)svox;      // index within the section
+    const int z = (int)(r / (unsigned int)svox);
+    const int y = (int)(rs / (unsigned int)px);
+    const int x = (int)(rs % (unsigned int)px);
     const int zs = zsrc[b * pz + z];
     const float* sc = sec + (b * pz + zs) * 4;
-    float v = in[(b * pz + zs) * svox + (r - (long long)z * svox)];
+    float v = in[(b * pz + zs) * svox + rs];
     if (sc[0] != 1.0f) {
       const float m = means[b * pz + zs];
       v = m + (v - m) * sc[0];
@@ -84,8 +85,8 @@ __global__ void augment_motion(const float* __restrict__ in, float* __restrict__
       out[i] = in[i];
       continue;
     }
-    const long long r = i - bz * svox;
-    const int y = (int)(r / px), x = (int)(r % px);
+    const unsigned int r = (unsigned int)(i - bz * svox);
+    const int y = (int)(r / (unsigned int)px), x = (int)(r % (unsigned int)px);
     const float* sec = in + bz * svox;
     const int* tp = taps + (long long)t * maxt * 2;
     const int n = ntaps[t];
@@ -120,8 +121,8 @@ __global__ void augment_blur(const float* __restrict__ in, float* __restrict__ o
       out[i] = in[i];
       continue;
     }
-    const long long r = i - (i / svox) * svox;
-    const int y = (int)(r / px), x = (int)(r % px);
+    const unsigned int r = (unsigned int)(i - b * pvox) % (unsigned int)svox;
+    const int y = (int)(r / (unsigned int)px), x = (int)(r % (unsigned int)px);
     const int len = axis == 1 ? py : px;
     const int pos = axis == 1 ? y : x;
     const long long stride = axis == 1 ? px : 1;

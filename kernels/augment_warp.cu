@@ -100,8 +100,9 @@ __global__ void augment_warp(const TI* __restrict__ img, float* __restrict__ img
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
        i += (long long)blockDim.x * gridDim.x) {
     const long long b = i / pvox;
-    const long long r = i - b * pvox;
-    const int o[3] = {(int)(r / ((long long)py * px)), (int)((r / px) % py), (int)(r % px)};
+    const unsigned int r = (unsigned int)(i - b * pvox);  // a patch has < 2**31 voxels
+    const unsigned int upx = (unsigned int)px;
+    const int o[3] = {(int)(r / (upx * (unsigned int)py)), (int)((r / upx) % (unsigned int)py), (int)(r % upx)};
     const int* ip = ipar + b * 8;
     const float* A = fpar + b * 12;
     const int planar = ip[6], flags = ip[7];

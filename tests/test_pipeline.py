@@ -200,3 +200,11 @@ def test_padding_when_asked():
     assert b["image"].shape == (2, 4, 48, 48, 1)
     assert (b["mask"] == 0).any() and (b["mask"] == 1).any()
     assert np.all(b["semantic"][b["mask"] == 0] == 0)
+
+
+def test_2d_slice_mode(three):
+    loader = Loader(three, (1, 48, 48), batch_size=6, seed=4, output="numpy")
+    b = next(loader)
+    assert b["image"].shape == (6, 1, 48, 48, 1) and b["semantic"].shape == (6, 1, 48, 48)
+    assert loader.context_shape[0] == 1  # slices never read neighbouring sections
+    assert b["instance"].max() > 0 and np.isfinite(b["image"]).all()

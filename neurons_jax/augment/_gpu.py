@@ -157,6 +157,8 @@ def run_batch(params_list, images, labels, masks, xp, kernel: Callable, table=No
     b = len(params_list)
     (pz, py, px), (cz, cy, cx) = p0.patch_shape, p0.context_shape
     total = b * pz * py * px
+    if pz * py * px >= 2**31:
+        raise ValueError(f"patch_shape {p0.patch_shape}: the GPU kernels take patches below 2**31 voxels")
     i32, i64 = np.int32, np.int64
     contig = [None if a is None else xp.ascontiguousarray(a) for a in (images, labels, masks)]
     images, labels, masks = contig
