@@ -18,6 +18,8 @@ import argparse
 import json
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,7 +45,8 @@ def bench_ours(img, lab, patch, batch, workers, n_batches, tmp) -> dict:
     ds = nj.datasets.generic(str(root), split="train")
     loader = nj.pipeline.Loader({"fib25": (ds, 1.0)}, patch, batch, seed=0, worker_count=workers)
     it = iter(loader)
-    next(it)  # start-up (workers, first reads)
+    for _ in range(max(1, workers)):
+        next(it)  # start-up: every worker has delivered a batch
     t0 = time.perf_counter()
     for _ in range(n_batches):
         b = next(it)
@@ -96,39 +99,55 @@ def bench_monai(img, lab, patch, batch, workers, n_batches, elastic: bool) -> di
     return {"samples_per_s": n_batches * batch / dt, "seconds": dt}
 
 
+def run_one(which: str, patch, a) -> dict:
+    img, lab = load_volume()
+    if which == "ours":
+        with tempfile.TemporaryDirectory() as tmp:
+            return bench_ours(img, lab, patch, a.batch_size, a.workers, a.batches, tmp)
+    n = a.batches if which == "monai_seed" else max(3, a.batches // 3)
+    return bench_monai(img, lab, patch, a.batch_size, a.workers, n, which == "monai_elastic")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batches", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--patches", nargs="+", default=["32x128x128", "32x256x256"])
-    p.add_argument("--no-monai", action="store_true")
+    p.add_argument("--which", nargs="+", default=["ours", "monai_seed", "monai_elastic"])
+    p.add_argument("--one", help=argparse.SUPPRESS)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench_pipeline.json"))
     a = p.parse_args()
-    img, lab = load_volume()
+    if a.one:  # child process: one framework, one patch size (JAX and torch never share a process)
+        which, ps = a.one.split(":")
+        print(json.dumps(run_one(which, tuple(int(v) for v in ps.split("x")), a), default=float))
+        return 0
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for ps in a.patches:
-            patch = tuple(int(v) for v in ps.split("x"))
-            row = {"patch": ps, "batch": a.batch_size, "workers": a.workers}
-            row["ours"] = bench_ours(img, lab, patch, a.batch_size, a.workers, a.batches, tmp)
-            if not a.no_monai:
-                try:
-                    row["monai_seed"] = bench_monai(img, lab, patch, a.batch_size, a.workers, a.batches, False)
-                    row["monai_elastic"] = bench_monai(img, lab, patch, a.batch_size, a.workers, max(2, a.batches // 3), True)
-                except ImportError as e:
-                    row["monai_error"] = str(e)
-            rows.append(row)
-            line = f"{ps:>12}  ours {row['ours']['samples_per_s']:7.2f}/s"
-            for k in ("monai_seed", "monai_elastic"):
-                if k in row:
-                    r = row["ours"]["samples_per_s"] / row[k]["samples_per_s"]
-                    line += f"  {k} {row[k]['samples_per_s']:7.2f}/s (x{r:.1f})"
-            print(line, flush=True)
-    out = {"machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}", "rows": rows,
-           "command": "benchmarks/bench_pipeline.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items() if k not in ("out", "no_monai", "patches"))}
+    for ps in a.patches:
+        row = {"patch": ps, "batch": a.batch_size, "workers": a.workers}
+        for which in a.which:
+            cmd = [sys.executable, __file__, "--one", f"{which}:{ps}", "--batches", str(a.batches),
+                   "--batch-size", str(a.batch_size), "--workers", str(a.workers)]
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode != 0:
+                row[which] = {"error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "failed"}
+                continue
+            row[which] = json.loads(r.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        line = f"{ps:>12} workers={a.workers}"
+        for k in a.which:
+            if "samples_per_s" in row.get(k, {}):
+                line += f"  {k} {row[k]['samples_per_s']:7.2f}/s"
+        for k in ("monai_seed", "monai_elastic"):
+            if "samples_per_s" in row.get(k, {}) and "samples_per_s" in row.get("ours", {}):
+                line += f"  ours/{k} x{row['ours']['samples_per_s'] / row[k]['samples_per_s']:.1f}"
+        print(line, flush=True)
+    out = {"machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+           "rows": rows, "command": " ".join(sys.argv)}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(out, indent=2, default=float))
+    tmp = Path(a.out).with_suffix(".tmp")
+    tmp.write_text(json.dumps(out, indent=2, default=float))
+    os.replace(tmp, a.out)
     return 0
 
 

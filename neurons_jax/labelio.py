@@ -31,7 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from .volumes import PRECOMPUTED, TensorStoreSource, Volume, _units_to_voxel_size, spec_from_string
+from .volumes import (
+    PRECOMPUTED,
+    TensorStoreSource,
+    Volume,
+    _units_to_voxel_size,
+    replace_path,
+    spec_from_string,
+)
 
 FILE_FORMATS = ("hdf5", "npz", "npy", "tiff", "nifti")
 STORE_FORMATS = ("zarr3", "zarr", "n5", "precomputed")
@@ -328,22 +335,6 @@ def tmp_name(path: Path, tag: str = "tmp") -> Path:
     name = path.name
     ext = ".nii.gz" if name.lower().endswith(".nii.gz") else path.suffix
     return path.parent / f".{name}.{tag}-{secrets.token_hex(4)}{ext}"
-
-
-def replace_path(tmp: Path, path: Path) -> None:
-    """Move ``tmp`` onto ``path``; an existing folder there is moved aside first, then deleted."""
-    old = None
-    if path.is_dir() and not path.is_symlink():
-        old = tmp_name(path, "old")
-        os.replace(path, old)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        if old is not None:
-            os.replace(old, path)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_labels(

@@ -415,6 +415,27 @@ def write_zarr3(
     return Volume.open(path)
 
 
+def replace_path(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Move a finished ``tmp`` (file or folder) onto ``path``.
+
+    An existing folder at ``path`` is moved aside first and deleted only once the new one is in
+    place (a file is replaced atomically by the rename itself).
+    """
+    tmp, path = Path(tmp), Path(path)
+    old = None
+    if path.is_dir() and not path.is_symlink():
+        old = path.parent / f".{path.name}.old-{os.getpid()}-{os.urandom(4).hex()}"
+        os.replace(path, old)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        if old is not None:
+            os.replace(old, path)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write JSON to a temporary name, then rename."""
     path = Path(path)

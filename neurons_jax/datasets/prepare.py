@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from ..rules import get_rule
-from ..volumes import ArraySource, Volume, write_json, write_zarr3
+from ..volumes import ArraySource, Volume, replace_path, write_json, write_zarr3
 from ._common import FORMAT, METADATA, Entry, check_fraction, read_metadata, select
 from ._sources import CheckedSource
 
@@ -96,7 +96,7 @@ def prepare(
         volumes = _write_volumes(tmp, entries, kind, progress)
         meta = _metadata(kind, data_kind, input_dir, opts, vf, entries, volumes, fingerprint, notes, module)
         write_json(tmp / METADATA, meta)
-        _swap(tmp, output)
+        replace_path(tmp, output)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -121,22 +121,6 @@ def _existing(path: Path) -> str:
         except ValueError:
             return "other"
     return "empty" if not any(path.iterdir()) else "other"
-
-
-def _swap(tmp: Path, output: Path) -> None:
-    """Rename ``tmp`` to ``output``; an old prepared root is moved aside first, then removed."""
-    old = None
-    if output.exists():
-        old = output.parent / f".{output.name}.old-{os.getpid()}"
-        os.replace(output, old)
-    try:
-        os.replace(tmp, output)
-    except BaseException:
-        if old is not None:
-            os.replace(old, output)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _safe(name: str) -> str:
