@@ -45,8 +45,8 @@ def bench_ours(img, lab, patch, batch, workers, n_batches, tmp) -> dict:
     ds = nj.datasets.generic(str(root), split="train")
     loader = nj.pipeline.Loader({"fib25": (ds, 1.0)}, patch, batch, seed=0, worker_count=workers)
     it = iter(loader)
-    for _ in range(max(1, workers)):
-        next(it)  # start-up: every worker has delivered a batch
+    for _ in range(max(2, 2 * workers)):
+        next(it)  # start-up: every worker has delivered, prefetch buffers are full
     t0 = time.perf_counter()
     for _ in range(n_batches):
         b = next(it)
@@ -85,13 +85,14 @@ def bench_monai(img, lab, patch, batch, workers, n_batches, elastic: bool) -> di
                                 mode=("bilinear", "nearest"), padding_mode="reflection"))
     t += [RandGaussianNoised(["image"], prob=0.5, std=0.05), RandAdjustContrastd(["image"], prob=0.5)]
     item = {"image": (img[None] / 255.0).astype(np.float32), "label": lab[None].astype(np.int32)}
-    n = (n_batches + 2) * batch
+    n = (n_batches + 2 + 2 * max(1, workers)) * batch
     # as the seed did: the whole volume cached once; every sample deep-copies it (copy_cache)
     ds = CacheDataset([item], transform=Compose(t), cache_rate=1.0, num_workers=0, progress=False)
     sampler = torch.utils.data.RandomSampler(ds, replacement=True, num_samples=n)
     dl = DataLoader(ds, batch_size=batch, num_workers=workers, sampler=sampler)
     it = iter(dl)
-    next(it)
+    for _ in range(max(2, 2 * workers)):
+        next(it)  # same start-up as ours
     t0 = time.perf_counter()
     for _ in range(n_batches):
         next(it)

@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -110,6 +111,7 @@ class Loader:
         ignore_classes: union class names turned into background.
         mesh: a ``jax.sharding.Mesh`` with a ``data`` axis (default: all devices).
         worker_count: Grain worker processes (0 = in process); batches do not depend on it.
+        read_threads: threads per process computing batches (default: cores, at most 8).
         split: "train" (endless random patches) or "valid"/"test" (tiles, one pass, no
             augmentation); every dataset must be of this split.
         min_foreground: share of labelled voxels a train patch needs (acceptance map).
@@ -135,6 +137,7 @@ class Loader:
         device: str = "auto",
         output: str = "jax",
         worker_buffer_size: int = 2,
+        read_threads: int | None = None,
     ):
         self.names = list(sources)
         if not self.names:
@@ -164,6 +167,9 @@ class Loader:
         self.batch_size, self.seed, self.split = int(batch_size), int(seed), split
         self.ignore_classes = tuple(ignore_classes)
         self.worker_count, self.worker_buffer_size = int(worker_count), int(worker_buffer_size)
+        # CPU-bound elements: a few threads per process and a short buffer (Grain's defaults, 16
+        # threads and 500 elements, only add memory and start-up latency here)
+        self.read_threads = int(read_threads or min(8, os.cpu_count() or 1))
         self.output = output
         self.train = split == "train"
         if augment == "default":
@@ -247,7 +253,10 @@ class Loader:
 
     # ------------------------------------------------------------------ iteration
     def _make_iter(self):
-        ds = self._dataset.to_iter_dataset()
+        batches_ahead = 2
+        ds = self._dataset.to_iter_dataset(
+            grain.ReadOptions(num_threads=self.read_threads, prefetch_buffer_size=batches_ahead)
+        )
         if self.worker_count > 0:
             _absl_parsed()
             ds = ds.mp_prefetch(
@@ -284,36 +293,57 @@ class Loader:
             "position": host["position"].astype(np.int32),
             "volume": host["volume"].astype(np.int32),
         }
-        if self.on_gpu:
-            import cupy as cp
-
-            params = host.get("params")
-            arrays = finish(
-                cp.asarray(host["image"]), cp.asarray(host["packed"]), cp.asarray(host["mask"]),
-                params, self.patch_shape, np.isin(host["dataset"], self.boundary_ids), timings,
-            )
-        else:
-            arrays = {k: host[k] for k in ("image", "semantic", "instance", "mask")}
         t0 = time.perf_counter()
-        out = {**arrays, **meta}
-        if self.output == "jax":
-            out = self._to_global(out)
-        timings["transfer"] = time.perf_counter() - t0
+        if self.on_gpu:
+            out = self._gpu_stage(host, timings)
+            out.update(self._to_global(meta) if self.output == "jax" else meta)
+        else:
+            out = {**{k: host[k] for k in ("image", "semantic", "instance", "mask")}, **meta}
+            if self.output == "jax":
+                out = self._to_global(out)
+        timings["transfer"] = time.perf_counter() - t0 - timings.get("augment", 0) - timings.get("labels", 0)
         return out
+
+    def _gpu_stage(self, host: dict, timings: dict) -> dict:
+        """Each local GPU augments and relabels its own rows of the batch (CuPy), then DLPack
+        hands the results to JAX without a copy and they become one global array."""
+        import cupy as cp
+        import jax
+        from jax.sharding import NamedSharding
+        from jax.sharding import PartitionSpec as P
+
+        params = host.get("params")
+        bs = np.isin(host["dataset"], self.boundary_ids)
+        if self.output != "jax":  # CuPy arrays on the current GPU
+            return finish(cp.asarray(host["image"]), cp.asarray(host["packed"]), cp.asarray(host["mask"]),
+                          params, self.patch_shape, bs, timings)
+        sharding = NamedSharding(self.mesh, P("data"))
+        rows = sharding.addressable_devices_indices_map((self.batch_size,))
+        base = min(idx[0].start or 0 for idx in rows.values())
+        shards: dict[str, list] = {}
+        for device, idx in rows.items():
+            r0 = (idx[0].start or 0) - base
+            r1 = (idx[0].stop if idx[0].stop is not None else self.batch_size) - base
+            with cp.cuda.Device(device.local_hardware_id):
+                part = finish(
+                    cp.asarray(host["image"][r0:r1]), cp.asarray(host["packed"][r0:r1]),
+                    cp.asarray(host["mask"][r0:r1]), None if params is None else params[r0:r1],
+                    self.patch_shape, bs[r0:r1], timings,
+                )
+            for k, v in part.items():
+                shards.setdefault(k, []).append(jax.dlpack.from_dlpack(v))
+        return {
+            k: jax.make_array_from_single_device_arrays((self.batch_size, *v[0].shape[1:]), sharding, v)
+            for k, v in shards.items()
+        }
 
     def _to_global(self, batch: dict) -> dict:
         import jax
         from jax.sharding import NamedSharding
         from jax.sharding import PartitionSpec as P
 
-        out = {}
-        for k, v in batch.items():
-            sharding = NamedSharding(self.mesh, P("data"))
-            if hasattr(v, "__cuda_array_interface__"):
-                out[k] = _cupy_to_global(v, sharding, self.batch_size)
-            else:
-                out[k] = jax.make_array_from_process_local_data(sharding, np.asarray(v))
-        return out
+        sharding = NamedSharding(self.mesh, P("data"))
+        return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in batch.items()}
 
     # ------------------------------------------------------------------ state & stats
     def get_state(self) -> dict:
@@ -368,17 +398,6 @@ def _pad_batch(host: dict, size: int) -> dict:
     out["dataset"] = out["dataset"].copy()
     out["dataset"][n:] = -1
     return out
-
-
-def _cupy_to_global(v, sharding, global_batch: int):
-    """Zero-copy CuPy -> per-device jax.Arrays -> one global array (single host, GPU)."""
-    import jax
-
-    gshape = (global_batch, *v.shape[1:])
-    arrays = []
-    for d, idx in sharding.addressable_devices_indices_map(gshape).items():
-        arrays.append(jax.device_put(jax.dlpack.from_dlpack(v[idx[0]]), d))
-    return jax.make_array_from_single_device_arrays(gshape, sharding, arrays)
 
 
 def _absl_parsed() -> None:

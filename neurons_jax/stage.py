@@ -62,9 +62,13 @@ class HostLabels:
         label = element.pop("label")
         semantic = union_semantic(label, kind, ignore_classes=self.ignore_classes)
         if rule.instances == "ids":
-            inst, _ = renumber(np.where(semantic != 0, label, 0).astype(label.dtype))
+            # ids that fit beside the 3 class bits are packed as they are; larger ones (MICrONS
+            # uint64) are renumbered within the patch first
+            inst = np.where(semantic != 0, label, 0)
             if int(inst.max(initial=0)) > MAX_INSTANCES:
-                raise ValueError(f"{kind}: more than {MAX_INSTANCES} instances in one patch")
+                inst, _ = renumber(inst)
+                if int(inst.max(initial=0)) > MAX_INSTANCES:
+                    raise ValueError(f"{kind}: more than {MAX_INSTANCES} instances in one patch")
         else:  # boundary-separated or none: instances are made after the warp, from semantic
             inst = np.zeros(label.shape, np.uint32)
         element["packed"] = pack_labels(semantic, inst.astype(np.uint32))

@@ -208,3 +208,13 @@ def test_2d_slice_mode(three):
     assert b["image"].shape == (6, 1, 48, 48, 1) and b["semantic"].shape == (6, 1, 48, 48)
     assert loader.context_shape[0] == 1  # slices never read neighbouring sections
     assert b["instance"].max() > 0 and np.isfinite(b["image"]).all()
+
+
+@pytest.mark.gpu
+def test_gpu_stage_equals_cpu_stage(three):
+    cpu = Loader(three, PATCH, batch_size=4, seed=9, device="cpu")
+    gpu = Loader(three, PATCH, batch_size=4, seed=9, device="gpu")
+    for a, b in zip(take(cpu, 3), take(gpu, 3)):
+        for k in ("semantic", "instance", "mask", "dataset", "position"):
+            np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]), err_msg=k)
+        np.testing.assert_allclose(np.asarray(a["image"]), np.asarray(b["image"]), atol=1e-5)

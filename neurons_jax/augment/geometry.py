@@ -5,8 +5,9 @@ anisotropic voxels) build each section's float32 map once (``grid``'s exact arit
 ``cv2.remap``: INTER_LINEAR on the float32 image (OpenCV >= 4.11 interpolates in float, within
 1e-7 of exact bilinear), INTER_NEAREST on labels and masks viewed as same-width float/uint types
 (nearest copies bits; 64-bit ids as two float32 channels; rounding is half-to-even like
-``np.rint``). Off-plane params (isotropic out-of-plane rotation or z displacement) take a NumPy
-trilinear / nearest path. The exact symmetries are applied last as array views.
+``np.rint``). Off-plane params (isotropic out-of-plane rotation or z displacement) remap each
+output section in bands, one per context section it reads (trilinear = two bilinear remaps
+and a lerp in z). The exact symmetries are applied last as array views.
 
 Images: uint8 / uint16 are divided by 255 / 65535, floats are cast to float32 (expected in
 [0, 1]); the output image is always float32. Labels and masks keep their dtype.
@@ -144,29 +145,52 @@ def _lerp(a, b, f):
 
 
 def _warp_3d(params, img, label, mask):
-    cz, cy, cx = params.context_shape
-    s = _grid.source_coords(params)
-    hi = np.array([cz - 1, cy - 1, cx - 1]).reshape(3, 1, 1, 1)
-    out_i = out_l = out_m = None
-    if img is not None:
-        fl = np.floor(s)
-        f = s - fl
-        i0 = np.clip(fl.astype(np.int64), 0, hi)
-        i1 = np.minimum(i0 + 1, hi)
-        flat = img.reshape(-1)
+    """Off-plane warp, section by section: each output section reads a few context sections.
 
-        def at(z, y, x):
-            return flat.take((z * cy + y) * cx + x)
-
-        def plane(z):
-            v0 = _lerp(at(z, i0[1], i0[2]), at(z, i0[1], i1[2]), f[2])
-            v1 = _lerp(at(z, i1[1], i0[2]), at(z, i1[1], i1[2]), f[2])
-            return _lerp(v0, v1, f[1])
-
-        out_i = _lerp(plane(i0[0]), plane(i1[0]), f[0])
-    if label is not None or mask is not None:
-        n = np.clip(np.rint(s).astype(np.int64), 0, hi)
-        idx = (n[0] * cy + n[1]) * cx + n[2]
-        out_l = None if label is None else label.reshape(-1).take(idx)
-        out_m = None if mask is None else mask.reshape(-1).take(idx)
+    The source z of an output section varies smoothly, so its pixels split into bands by the
+    context section they read (``floor(z)`` for the image, ``rint(z)`` for labels and masks);
+    each band is one ``cv2.remap`` of its bounding box. Trilinear = lerp in z of two bilinear
+    remaps (same arithmetic as the GPU kernel); nearest = one remap of the nearest section.
+    """
+    cz = params.context_shape[0]
+    pz, py, px = params.patch_shape
+    out_i = None if img is None else np.empty((pz, py, px), F32)
+    out_l = None if label is None else np.empty((pz, py, px), label.dtype)
+    out_m = None if mask is None else np.empty((pz, py, px), mask.dtype)
+    lv = None if label is None else _nearest_view(label)
+    mv = None if mask is None else _nearest_view(mask)
+    for o, (sz, sy, sx) in enumerate(_grid.source_sections(params)):
+        if out_i is not None:
+            fl = np.floor(sz)
+            f = sz - fl
+            z0 = np.clip(fl.astype(np.int64), 0, cz - 1)
+            for u, (r, c), m in _bands(z0):
+                my, mx = sy[r, c], sx[r, c]
+                a = cv2.remap(img[u], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                b = cv2.remap(img[min(u + 1, cz - 1)], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                out_i[o][r, c][m] = _lerp(a, b, f[r, c])[m]
+        if out_l is not None or out_m is not None:
+            nz = np.clip(np.rint(sz).astype(np.int64), 0, cz - 1)
+            for u, (r, c), m in _bands(nz):
+                my, mx = sy[r, c], sx[r, c]
+                for src, view, out in ((label, lv, out_l), (mask, mv, out_m)):
+                    if out is None:
+                        continue
+                    got = cv2.remap(view[u], mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+                    out[o][r, c][m] = got.view(src.dtype).reshape(m.shape)[m]
     return out_i, out_l, out_m
+
+
+def _bands(z: np.ndarray):
+    """(section, bounding-box slices, mask within the box) for each section index in ``z``."""
+    lo, hi = int(z.min()), int(z.max())
+    if lo == hi:
+        yield lo, (slice(None), slice(None)), np.ones(z.shape, bool)
+        return
+    for u in range(lo, hi + 1):
+        m = z == u
+        rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+        if len(rows) == 0:
+            continue
+        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        yield u, box, m[box]

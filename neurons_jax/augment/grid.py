@@ -134,6 +134,33 @@ def source_coords(params) -> np.ndarray:
     return out
 
 
+def source_sections(params):
+    """``source_coords(params)[:, k]`` for k = 0, 1, ... one section at a time (bitwise equal).
+
+    Memory stays at one section's coordinates; the elastic field is reduced along x and y once
+    and finished per section, as the planar path does.
+    """
+    p, c = params.patch_shape, params.context_shape
+    a = np.asarray(params.affine, dtype=F32)
+    qz = centred(p[0])
+    qy = centred(p[1])[:, None]
+    qx = centred(p[2])[None, :]
+    spl = None
+    if params.elastic is not None:
+        spl = spline_yx(params.elastic, p, params.elastic_spacing)
+    for k in range(p[0]):
+        d = None if spl is None else spline_z(spl[0], spl[1], k)
+        out = np.empty((3, p[1], p[2]), dtype=F32)
+        for i in range(3):
+            s = F32((c[i] - 1) / 2) + ((a[i, 0] * qz[k] + a[i, 1] * qy) + a[i, 2] * qx)
+            if d is not None:
+                s = s + d[i]
+            if i > 0 and params.misalign is not None:
+                s = s + F32(params.misalign[k, i - 1])
+            out[i] = np.broadcast_to(s, p[1:])
+        yield out
+
+
 def sym_axes(perm) -> tuple[int, int, int]:
     """``np.transpose`` axes that realise ``out[o] = W[o[perm_0], o[perm_1], o[perm_2]]``."""
     return tuple(int(a) for a in np.argsort(np.asarray(perm)))  # type: ignore[return-value]
