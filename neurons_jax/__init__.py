@@ -19,7 +19,7 @@ from .rules import UNION_CLASSES
 from .volumes import Volume
 
 __version__ = "0.1.0"
-_LAZY = ("ops", "augment", "datasets", "sample", "pipeline", "cli")
+_LAZY = ("ops", "augment", "datasets", "sample", "sampling", "pipeline", "preview", "cli")
 __all__ = ["UNION_CLASSES", "Volume", "rules", "volumes", *_LAZY]
 
 

@@ -215,10 +215,8 @@ class PatchSource:
         if pair.mask is not None:
             m, _ = self._read(pair.mask, origin, region)
             valid = valid & (m != 0).astype(np.uint8)
-        if not self.train:
-            # evaluation reads the patch itself; the patch sits at the centre of a context
-            origin = origin - np.asarray(self.margin)
-        patch_origin = origin + np.asarray(self.margin)
+        # train reads a context around the patch; evaluation reads the patch itself
+        patch_origin = origin + np.asarray(self.margin) if self.train else origin
         return {
             "image": image,
             "label": label,

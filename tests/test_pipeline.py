@@ -218,3 +218,25 @@ def test_gpu_stage_equals_cpu_stage(three):
         for k in ("semantic", "instance", "mask", "dataset", "position"):
             np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]), err_msg=k)
         np.testing.assert_allclose(np.asarray(a["image"]), np.asarray(b["image"]), atol=1e-5)
+
+
+def test_acceptance_map_draws_labelled_positions_directly():
+    from neurons_jax.datasets.base import Dataset, VolumePair
+
+    lab = np.zeros((8, 64, 128), np.uint32)
+    lab[:, :, :48] = synth.instances((8, 64, 48), 10, 0)  # only the left part is labelled
+    img = synth.render(lab, 0)
+    pair = VolumePair("half", nj.Volume.from_array(img, (30, 6, 6)), nj.Volume.from_array(lab, (30, 6, 6)))
+    ds = Dataset("snemi3d", "train", (pair,))
+
+    def shares(min_fg):
+        src = nj.sampling.PatchSource(ds, (4, 32, 32), (4, 32, 32), seed=1, min_foreground=min_fg)
+        return np.array([(src[i]["label"] != 0).mean() for i in range(200)])
+
+    picky, any_ = shares(0.99), shares(0.0)
+    # positions come from cells whose window is labelled; jitter inside a cell (8 voxels in x
+    # here) may bring in at most a quarter of unlabelled voxels
+    assert picky.min() >= 0.75
+    assert (any_ < 0.5).mean() > 0.3  # without acceptance, most of the volume is unlabelled
+    with pytest.raises(ValueError, match="no patch position"):
+        nj.sampling.PatchSource(ds, (4, 32, 32), (4, 32, 32), min_foreground=1.01)
