@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         root = nj.datasets.prepare(kind, native[kind], prep_root / kind)
         ds = getattr(nj.datasets, kind)(root, split="train")
         specs[kind] = (kind, str(root), weights[kind])
-        rows.append((kind, len(ds.pairs), ds.voxel_size, weights[kind]))
+        sizes = sorted({tuple(p.image.voxel_size) for p in ds.pairs}, reverse=True)
+        rows.append((kind, len(ds.pairs), sizes, weights[kind]))
     print(f"prepared 4 datasets under {prep_root} ({time.perf_counter() - t0:.1f} s)")
 
     ex = load_train_example()
@@ -78,15 +79,16 @@ def run(args: argparse.Namespace) -> int:
         "loss_first5_mean": float(np.mean(losses[:k])), "loss_last5_mean": float(np.mean(losses[-k:])),
         "losses": losses, "samples_per_s": res["samples_per_s"], "data_wait_share": res["data_wait_share"],
         "share_of_samples": share, "weights": weights, "timings": res["timings"],
-        "datasets": {r[0]: {"volumes": r[1], "voxel_size_nm": list(r[2])} for r in rows},
+        "datasets": {r[0]: {"volumes": r[1], "voxel_sizes_nm": [list(v) for v in r[2]]} for r in rows},
         "wall_s": time.perf_counter() - t0,
     }
     write_json(out / "metrics.json", metrics)
 
     print()
     print(f"{'dataset':<10} {'volumes':>7} {'voxel size (nm)':>18} {'weight':>7} {'share':>7}")
-    for kind, n, vs, w in rows:
-        print(f"{kind:<10} {n:>7} {'x'.join(f'{v:g}' for v in vs):>18} {w:>7.2f} {share.get(kind, 0):>7.1%}")
+    for kind, n, sizes, w in rows:
+        vs = ", ".join("x".join(f"{v:g}" for v in s) for s in sizes)
+        print(f"{kind:<10} {n:>7} {vs:>18} {w:>7.2f} {share.get(kind, 0):>7.1%}")
     print(f"\nloss {metrics['loss_first5_mean']:.4f} (first {k}) -> {metrics['loss_last5_mean']:.4f} (last {k})")
     print(f"{res['samples_per_s']:.1f} samples/s, data wait {res['data_wait_share']:.1%} of step time")
     print(f"wrote {png} and {out / 'metrics.json'} in {metrics['wall_s']:.0f} s")
