@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import neurons_jax as nj  # noqa: E402
+from neurons_jax.ops._backend import gpu_available  # noqa: E402
 from neurons_jax.ops.blockwise import blockwise_connected_components  # noqa: E402
 
 DATA = Path(os.environ.get("NEURONS_JAX_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -116,7 +117,8 @@ def main() -> int:
         row["seconds"] = round(row["seconds"], 3)
     result = {
         "data": f"pinky40_seg_256 tiled to {labels.shape}, uint32, {n_ref} components ({conn}-connected)",
-        "machine": f"{os.cpu_count()}-core CPU ({platform.processor() or platform.machine()}), no GPU",
+        "machine": f"{os.cpu_count()}-core CPU ({platform.processor() or platform.machine()}), "
+        + ("blocks labelled on the GPU" if gpu_available() else "no GPU"),
         "load_average_1min_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "repeats": args.repeats,
         "command": "python benchmarks/bench_blockwise.py " + " ".join(sys.argv[1:]),

@@ -74,8 +74,10 @@ template <typename TI>
 __device__ __forceinline__ float nj_bilinear(const TI* src, int cy, int cx, float sy, float sx) {
   const float fy = floorf(sy), fx = floorf(sx);
   const float ty = NJ_SUB(sy, fy), tx = NJ_SUB(sx, fx);
+  // each tap clamped on its own: a border voxel is replicated (cv2 BORDER_REPLICATE), also
+  // for a coordinate just below 0, whose lower tap is -1
   const int y0 = nj_clamp((int)fy, cy - 1), x0 = nj_clamp((int)fx, cx - 1);
-  const int y1 = min(y0 + 1, cy - 1), x1 = min(x0 + 1, cx - 1);
+  const int y1 = nj_clamp((int)fy + 1, cy - 1), x1 = nj_clamp((int)fx + 1, cx - 1);
   const float v0 = nj_lerp(nj_load(src, (long long)y0 * cx + x0), nj_load(src, (long long)y0 * cx + x1), tx);
   const float v1 = nj_lerp(nj_load(src, (long long)y1 * cx + x0), nj_load(src, (long long)y1 * cx + x1), tx);
   return nj_lerp(v0, v1, ty);
@@ -140,7 +142,7 @@ __global__ void augment_warp(const TI* __restrict__ img, float* __restrict__ img
         const float fz = floorf(s[0]);
         const float tz = NJ_SUB(s[0], fz);
         const int z0 = nj_clamp((int)fz, cz - 1);
-        const int z1 = min(z0 + 1, cz - 1);
+        const int z1 = nj_clamp((int)fz + 1, cz - 1);
         const float v0 = nj_bilinear(src + (long long)z0 * cy * cx, cy, cx, s[1], s[2]);
         const float v1 = nj_bilinear(src + (long long)z1 * cy * cx, cy, cx, s[1], s[2]);
         v = nj_lerp(v0, v1, tz);

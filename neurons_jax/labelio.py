@@ -35,6 +35,7 @@ from .volumes import (
     PRECOMPUTED,
     TensorStoreSource,
     Volume,
+    _h5_keys,
     _units_to_voxel_size,
     replace_path,
     spec_from_string,
@@ -161,12 +162,6 @@ def _round_nm(values: Sequence[float]) -> tuple[float, ...] | None:
     return vs if vs and all(np.isfinite(v) and v > 0 for v in vs) else None
 
 
-def _h5_datasets(f) -> list[str]:
-    names: list[str] = []
-    f.visititems(lambda n, o: names.append(n) if hasattr(o, "shape") else None)
-    return names
-
-
 def _pick_key(path: Path, key: str | None, keys: list[str], what: str) -> str:
     if key is None:
         if len(keys) == 1:
@@ -187,7 +182,7 @@ def _open_h5(loc: Location) -> LabelVolume:
     path = loc.path
     try:
         with h5py.File(path, "r") as f:
-            key = _pick_key(path, loc.key, _h5_datasets(f), "HDF5")
+            key = _pick_key(path, loc.key, _h5_keys(f), "HDF5")
             attrs = dict(f[key].attrs)
     except OSError as e:
         raise LabelIOError(f"{path}: cannot read as HDF5 ({str(e).splitlines()[0]})") from None
@@ -263,11 +258,10 @@ def _open_tiff(loc: Location) -> LabelVolume:
     return _array_labels(loc, arr, _round_nm(vs) if vs is not None and len(vs) == arr.ndim else None)
 
 
-_NIFTI_UNITS_NM = {"meter": 1e9, "mm": 1e6, "micron": 1e3}
-
-
 def _open_nifti(loc: Location) -> LabelVolume:
     import nibabel as nib
+
+    from .datasets._sources import nifti_zooms_nm
 
     img = nib.load(loc.path)
     proxy = img.dataobj
@@ -279,9 +273,8 @@ def _open_nifti(loc: Location) -> LabelVolume:
     if arr.ndim == 4 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     arr = np.ascontiguousarray(arr.T)  # XYZ on disk -> ZYX
-    unit = _NIFTI_UNITS_NM.get(img.header.get_xyzt_units()[0])
-    zooms = img.header.get_zooms()[: arr.ndim][::-1]
-    vs = _round_nm(np.asarray(zooms, float) * unit) if unit else None
+    zooms, stated = nifti_zooms_nm(img.header, arr.ndim)
+    vs = _round_nm(zooms[::-1]) if stated else None
     return _array_labels(loc, arr, vs, affine=img.affine, header=img.header)
 
 

@@ -83,10 +83,10 @@ class ArraySource:
 class H5Source:
     """A dataset of an HDF5 file, opened lazily per process (``file.h5:key``)."""
 
-    def __init__(self, path: str | os.PathLike, key: str, *, transform: str | None = None):
+    def __init__(self, path: str | os.PathLike, key: str):
         import h5py
 
-        self.path, self.key, self.transform = str(path), key, transform
+        self.path, self.key = str(path), key
         with h5py.File(self.path, "r") as f:
             if key not in f:
                 raise KeyError(
@@ -250,8 +250,10 @@ class Volume:
         if not all(np.isfinite(v) and v > 0 for v in vs):
             raise ValueError(f"{source.describe()}: voxel sizes must be positive; got {vs}")
         self.voxel_size: tuple[float, ...] = vs
-        self.origin = tuple(int(o) for o in (origin or (0,) * nd))
-        self.shape: tuple[int, ...] = tuple(int(s) for s in (shape or np.subtract(source.shape, self.origin)))
+        self.origin = tuple(int(o) for o in ((0,) * nd if origin is None else origin))
+        self.shape: tuple[int, ...] = tuple(
+            int(s) for s in (np.subtract(source.shape, self.origin) if shape is None else shape)
+        )
         if any(o < 0 or o + s > n for o, s, n in zip(self.origin, self.shape, source.shape)):
             raise ValueError(
                 f"{source.describe()}: window origin {self.origin} shape {self.shape} "
@@ -303,8 +305,8 @@ class Volume:
             z0, z1 = z
             origin = (z0,) + (0,) * (self.ndim - 1)
             shape = (z1 - z0,) + self.shape[1:]
-        origin = tuple(origin or (0,) * self.ndim)
-        shape = tuple(shape or np.subtract(self.shape, origin))
+        origin = tuple(int(o) for o in ((0,) * self.ndim if origin is None else origin))
+        shape = tuple(int(s) for s in (np.subtract(self.shape, origin) if shape is None else shape))
         if any(o < 0 or s < 0 or o + s > n for o, s, n in zip(origin, shape, self.shape)):
             raise ValueError(f"{self.name}: window origin {origin} shape {shape} exceeds shape {self.shape}")
         return Volume(
@@ -324,10 +326,13 @@ class Volume:
         out = []
         for ax, (b, n, o) in enumerate(zip(box, self.shape, self.origin)):
             if isinstance(b, (int, np.integer)):
-                b = slice(int(b), int(b) + 1)
-            start, stop, step = b.indices(n) if (b.start is None or b.stop is None) else (b.start, b.stop, b.step)
-            if step not in (None, 1):
-                raise ValueError(f"{self.name}: box steps must be 1; axis {ax} has step {step}")
+                b = slice(int(b), int(b) + 1)  # one section, kept as an axis of length 1
+            if b.step not in (None, 1):
+                raise ValueError(f"{self.name}: box steps must be 1; axis {ax} has step {b.step}")
+            # boxes are absolute: None is the border; negative or past the end is an error
+            # (never wrapped or clamped, so a box computed off the volume cannot read elsewhere)
+            start = 0 if b.start is None else int(b.start)
+            stop = n if b.stop is None else int(b.stop)
             if not 0 <= start <= stop <= n:
                 raise IndexError(f"{self.name}: box {box!r} is outside the volume shape {self.shape} on axis {ax}")
             out.append(slice(start + o, stop + o))
@@ -391,11 +396,11 @@ def write_zarr3(
     if voxel_size is None:
         raise ValueError(f"{path}: voxel_size is required to write an array")
     shape, dtype = tuple(data.shape), np.dtype(data.dtype)
-    if dtype.kind not in "uib" or dtype == np.bool_:
-        if dtype.kind != "f" and dtype != np.bool_:
-            raise TypeError(f"{path}: unsupported dtype {dtype}")
+    if dtype.kind not in "uifb":
+        raise TypeError(f"{path}: unsupported dtype {dtype} (expected an integer, float or bool array)")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    usual_mode(tmp)
     try:
         spec = zarr3_spec(tmp, dtype, shape, voxel_size, chunks)
         store = ts.open(spec, create=True, context=shared_context()).result()
@@ -413,6 +418,14 @@ def write_zarr3(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Volume.open(path)
+
+
+def usual_mode(path: str | os.PathLike) -> None:
+    """Give a ``mkdtemp``/``mkstemp`` result (0700/0600) the mode a plain create would have
+    under the process umask, so a renamed output is as readable as any other file there."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~umask)
 
 
 def replace_path(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
@@ -441,6 +454,7 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        usual_mode(tmp)
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f, indent=2, sort_keys=True)
         os.replace(tmp, path)

@@ -174,3 +174,15 @@ def assert_parity(ref, got, name: str) -> None:
     assert np.abs(img - ref[0]).max() <= 1e-5, (name, float(np.abs(img - ref[0]).max()))
     assert lab.dtype == ref[1].dtype and np.array_equal(lab, ref[1]), name
     assert mask.dtype == ref[2].dtype and np.array_equal(mask, ref[2]), name
+
+
+def border_params():
+    """Params whose source coordinates fall just below 0 (in-plane, then in z)."""
+    from neurons_jax.augment.params import identity
+
+    p = identity((3, 8, 8))
+    p.misalign = np.full((3, 2), -0.5, np.float32)  # every section half a voxel up and left
+    q = identity((3, 8, 8))
+    q.affine = np.array([[1, 0.1, 0], [0, 1, 0], [0, 0, 1]], np.float32)  # z = k + 0.1 (y - 3.5)
+    assert p.planar and not q.planar
+    return p, q

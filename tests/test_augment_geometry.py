@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from augment_host_kernels import border_params
 
 from neurons_jax import augment
 from neurons_jax.augment import AugmentConfig, draw, geometry, grid
@@ -186,9 +187,23 @@ def test_planar_cv2_path_matches_the_shared_float32_formula():
         assert np.array_equal(folded[1], grid.apply_sym(b[1], p.perm, p.flip))
 
 
-def test_wrong_context_shape_is_an_error():
+def test_coordinates_just_below_zero_replicate_the_border(xp):
+    img = np.random.default_rng(0).random((3, 8, 8), dtype=np.float32)
+    p, q = border_params()
+    out = to_numpy(augment.apply(p, xp.asarray(img))[0])
+    np.testing.assert_allclose(out[:, 0, 0], img[:, 0, 0], atol=1e-6)  # y = x = -0.5
+    np.testing.assert_allclose(out[:, 0, 1:], (img[:, 0, :-1] + img[:, 0, 1:]) / 2, atol=1e-6)
+    out = to_numpy(augment.apply(q, xp.asarray(img))[0])
+    np.testing.assert_allclose(out[0, :4], img[0, :4], atol=1e-6)  # z in (-0.4, 0): section 0
+    f = np.float32(0.1) * (np.arange(4, 8, dtype=np.float32) - np.float32(3.5))
+    np.testing.assert_allclose(out[0, 4:], img[0, 4:] * (1 - f[:, None]) + img[1, 4:] * f[:, None], atol=1e-6)
+
+
+def test_wrong_context_shape_is_an_error(xp):
     p = draw(AugmentConfig(), 0, (4, 32, 32), (40, 4, 4))
-    with pytest.raises(ValueError, match="context_shape"):
-        augment.apply(p, np.zeros((4, 32, 32), np.uint8))
+    with pytest.raises(ValueError, match=r"image: expected shape .*context_shape.*got \(4, 32, 32\)"):
+        augment.apply(p, xp.zeros((4, 32, 32), np.uint8))
+    with pytest.raises(ValueError, match="mask: expected shape"):
+        augment.apply(p, None, None, xp.zeros((4, 32, 32), np.uint8))
     with pytest.raises(TypeError, match="label"):
         augment.apply(p, None, np.zeros(p.context_shape, np.float32))

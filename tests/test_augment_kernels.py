@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from augment_host_kernels import assert_parity, build, kernel_factory, parity_cases
+from augment_host_kernels import assert_parity, border_params, build, kernel_factory, parity_cases
 
 from neurons_jax import augment
 from neurons_jax.augment import _gpu, intensity
@@ -57,3 +57,13 @@ def test_labels_only_and_noise_bitwise(kernel):
     q.noise_sigma, q.noise_seed = 0.5, 99
     got = _gpu.run_batch([q], zero, None, None, np, kernel, table=intensity.normal_table())[0]
     assert np.array_equal(got[0], augment.apply(q, zero[0])[0])
+
+
+def test_coordinates_just_below_zero_match_the_numpy_path(kernel):
+    img = np.random.default_rng(0).random((1, 3, 8, 8), dtype=np.float32)
+    lab = np.arange(img.size, dtype=np.uint32).reshape(img.shape)
+    for p in border_params():
+        ref = augment.apply_batch([p], img, lab)
+        got = _gpu.run_batch([p], img, lab, None, np, kernel)
+        np.testing.assert_allclose(got[0], ref[0], atol=1e-6)
+        assert np.array_equal(got[1], ref[1])

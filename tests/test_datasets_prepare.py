@@ -4,6 +4,7 @@ and the prepare / info commands."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -70,6 +71,10 @@ def test_prepare_is_idempotent_and_atomic(workspace, tmp_path):
     out = tmp_path / "snemi"
     D.prepare("snemi3d", workspace["snemi3d"], out, progress=False)
     stamp = (out / "metadata.json").stat().st_mtime_ns
+    umask = os.umask(0o022)
+    os.umask(umask)  # the temporaries' private modes do not survive the rename
+    for path, mode in ((out, 0o777), (out / "metadata.json", 0o666), (out / "volumes/AC4/label.zarr", 0o777)):
+        assert path.stat().st_mode & 0o777 == mode & ~umask, path
     assert D.prepare("snemi3d", workspace["snemi3d"], out, progress=False) == out
     assert (out / "metadata.json").stat().st_mtime_ns == stamp  # nothing rewritten
     with pytest.raises(FileExistsError, match="overwrite=True"):

@@ -105,6 +105,32 @@ def test_cremi3d_with_mitochondria_and_one_volume(workspace, tmp_path):
         D.cremi3d(out, "train", volumes=("A",))
 
 
+def test_cremi3d_padded_file_is_cut_to_the_labelled_block(workspace, tmp_path):
+    src = workspace["cremi3d"] / "sample_A_20160501.hdf"
+    raw, neurons = _h5(src, "volumes/raw"), _h5(src, "volumes/labels/neuron_ids")
+    pad = (3, 10, 7)  # z, y, x voxels of extra raw before the labelled block (CREMI pads more)
+    big = np.random.default_rng(0).integers(0, 255, np.add(raw.shape, np.multiply(pad, 2)), np.uint8)
+    big[pad[0]:pad[0] + 50, pad[1]:pad[1] + 192, pad[2]:pad[2] + 192] = raw
+
+    def padded(name, offset_nm):
+        (tmp_path / name).mkdir()
+        with h5py.File(tmp_path / name / "sample_A_padded_20160501.hdf", "w") as f:
+            f["volumes/raw"] = big
+            f["volumes/raw"].attrs["resolution"] = (40.0, 4.0, 4.0)
+            f["volumes/labels/neuron_ids"] = neurons
+            if offset_nm is not None:
+                f["volumes/labels/neuron_ids"].attrs["offset"] = np.asarray(offset_nm, float)
+        return tmp_path / name
+
+    ds = D.cremi3d(padded("ok", np.multiply(pad, (40, 4, 4))), "valid", volumes=("A",), include_clefts=False)
+    np.testing.assert_array_equal(ds.image.read(), raw[40:])
+    np.testing.assert_array_equal(ds.label.read(), neurons[40:])
+    with pytest.raises(ValueError, match=r"shape \(50, 192, 192\)\) at voxel offset \(0, 30, 0\) does not fit"):
+        D.cremi3d(padded("off", (0, 4 * 30, 0)), volumes=("A",), include_clefts=False)
+    with pytest.raises(ValueError, match="no 'offset' attribute"):
+        D.cremi3d(padded("none", None), volumes=("A",), include_clefts=False)
+
+
 @pytest.mark.parametrize("which", ["native", "prepared"])
 def test_mitoem2_file_splits(workspace, prepared, which):
     root = workspace["mitoem2"] if which == "native" else prepared["mitoem2"]
@@ -143,6 +169,15 @@ def test_mitoem2_spacing_from_dataset_json(tmp_path):
     ds = D.mitoem2(tmp_path, valid_fraction=0.25)
     assert ds.voxel_size == (30.0, 8.0, 8.0) and ds.pairs[0].name == "Stem/s_000"
     np.testing.assert_array_equal(ds.image.read(), img[:3])  # NIfTI x, y, z -> ZYX
+    # SimpleITK (nnU-Net) stamps "mm" on nm numbers: read them as nm, not as 8 mm voxels
+    for name, arr in (("imagesTr/s_000_0000.nii.gz", img), ("labelsTr/s_000.nii.gz", img % 3)):
+        nii = nib.Nifti1Image(arr.T, np.diag([8.0, 8.0, 30.0, 1.0]))
+        nii.header.set_xyzt_units("mm")
+        nib.save(nii, base / name)
+    assert D.mitoem2(tmp_path, valid_fraction=0.25).voxel_size == (30.0, 8.0, 8.0)
+    nii.header.set_xyzt_units("micron")  # a stated unit that fits EM is converted
+    nib.save(nib.Nifti1Image(img.T, np.diag([0.016, 0.016, 0.016, 1.0]), nii.header), base / "imagesTr/s_000_0000.nii.gz")
+    assert D.mitoem2(tmp_path, valid_fraction=0.25).voxel_size == (16.0, 16.0, 16.0)
 
 
 def test_snemi3d_tiff_stacks(workspace, tmp_path):

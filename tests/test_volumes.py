@@ -37,8 +37,12 @@ def test_zarr3_round_trip_odd_boxes_and_borders(tmp_path, dtype):
     assert Volume.open(tmp_path / "a.zarr").voxel_size == (40.0, 4.0, 4.0)
     for box in ODD_BOXES:
         np.testing.assert_array_equal(v.read(box), a[box])
-    with pytest.raises(IndexError, match="outside the volume"):
-        v.read((slice(0, 24), slice(0, 5), slice(0, 5)))
+    for bad in [(slice(0, 24), slice(0, 5), slice(0, 5)), (slice(None, 24), slice(0, 5), slice(0, 5)),
+                (slice(-1, 3), slice(0, 5), slice(0, 5)), (23, slice(0, 5), slice(0, 5))]:
+        with pytest.raises(IndexError, match="outside the volume"):  # never clamped or wrapped
+            v.read(bad)
+    np.testing.assert_array_equal(v[5], a[5:6])  # an int keeps its axis
+    np.testing.assert_array_equal(v.read((slice(20, None), slice(None, 3), slice(None))), a[20:, :3])
 
 
 def test_windows_read_the_right_part(tmp_path):

@@ -45,6 +45,13 @@ def apply(params, image=None, label=None, mask=None):
 
     Returns ``(image float32 | None, label | None, mask | None)``; absent inputs stay ``None``."""
     xp = array_module(image, label, mask)
+    for name, a in (("image", image), ("label", label), ("mask", mask)):
+        # checked before either backend runs: the GPU kernels index the context without bounds
+        if a is not None and np.shape(a) != tuple(params.context_shape):
+            raise ValueError(
+                f"{name}: expected shape {tuple(params.context_shape)} (params.context_shape), "
+                f"got {np.shape(a)}"
+            )
     if xp is not np:
         from . import _gpu
 

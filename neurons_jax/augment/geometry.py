@@ -163,10 +163,12 @@ def _warp_3d(params, img, label, mask):
         if out_i is not None:
             fl = np.floor(sz)
             f = sz - fl
-            z0 = np.clip(fl.astype(np.int64), 0, cz - 1)
+            # lower tap floor(z), upper tap floor(z) + 1, each clamped (the border section is
+            # replicated, as cv2 does in-plane): band -1 reads section 0 twice
+            z0 = np.clip(fl.astype(np.int64), -1, cz - 1)
             for u, (r, c), m in _bands(z0):
                 my, mx = sy[r, c], sx[r, c]
-                a = cv2.remap(img[u], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                a = cv2.remap(img[max(u, 0)], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
                 b = cv2.remap(img[min(u + 1, cz - 1)], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
                 out_i[o][r, c][m] = _lerp(a, b, f[r, c])[m]
         if out_l is not None or out_m is not None:

@@ -42,7 +42,18 @@ def _common(p: argparse.ArgumentParser, dataset: str) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or messages")
 
 
+EXAMPLES = """examples:
+  neurons-jax download snemi3d --output data/snemi3d
+  neurons-jax download snemi3d --output data/snemi3d --link /scratch/SNEMI3D
+  neurons-jax download cremi3d --output data/cremi3d --samples A B
+  neurons-jax download mitoem2 --output data/mitoem2 --datasets Beta Pyra
+  neurons-jax download microns --output data/microns --cache --size 256 256 64
+then: neurons-jax prepare DATASET data/DATASET prepared/DATASET
+"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class, parser.epilog = argparse.RawDescriptionHelpFormatter, EXAMPLES
     sub = parser.add_subparsers(dest="dataset", metavar="DATASET", required=True)
     for name, help_ in _HELP.items():
         p = sub.add_parser(name, help=help_, description=help_)

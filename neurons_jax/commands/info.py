@@ -16,8 +16,14 @@ import argparse
 from ..datasets.base import SPLITS
 from ..datasets.prepare import READERS
 
+EXAMPLES = """examples:
+  neurons-jax info prepared/cremi3d
+  neurons-jax info data/snemi3d --kind snemi3d --splits train valid
+"""
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class, p.epilog = argparse.RawDescriptionHelpFormatter, EXAMPLES
     p.add_argument("root", help="native or prepared dataset root (microns: also a URL or 'public')")
     p.add_argument("--kind", choices=READERS, default=None, help="dataset kind (needed for a native root)")
     p.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS), help="splits to show")

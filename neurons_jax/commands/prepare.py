@@ -12,8 +12,16 @@ import argparse
 
 from ..datasets.prepare import READERS
 
+EXAMPLES = """examples:
+  neurons-jax prepare snemi3d data/snemi3d prepared/snemi3d
+  neurons-jax prepare cremi3d data/cremi3d prepared/cremi3d --mito
+  neurons-jax prepare microns public prepared/microns --seg-version 1300 --size 256 256 64
+  neurons-jax prepare generic fib25.h5:image prepared/fib25 --label fib25.h5:labels --voxel-size 10 10 10
+"""
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class, p.epilog = argparse.RawDescriptionHelpFormatter, EXAMPLES
     p.add_argument("kind", choices=READERS, help="dataset kind")
     p.add_argument("input", help="native dataset root (for microns: a local root, a mirror URL or 'public'; "
                                  "for generic: the image path/URL, optionally file.h5:key)")

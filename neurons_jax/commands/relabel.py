@@ -25,7 +25,15 @@ MODES = ("components", "instances", "union", "renumber")
 CONNECTIVITY = {3: (6, 18, 26), 2: (4, 8)}
 
 
+EXAMPLES = """examples:
+  neurons-relabel components seg.h5:labels seg_cc.zarr3 --connectivity 26
+  neurons-relabel union cremi.h5:volumes/labels/neuron_ids union.nii.gz --kind cremi3d
+  neurons-jax relabel renumber microns.zarr3 compact.npy --device cpu
+"""
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class, p.epilog = argparse.RawDescriptionHelpFormatter, EXAMPLES
     p.add_argument("mode", choices=MODES, help="what to compute")
     p.add_argument("input", help="file.h5:key, .tif/.tiff, .nii/.nii.gz, .npy, file.npz:key, a "
                    "zarr3/zarr/N5/precomputed folder, DRIVER://path or a URL")

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..volumes import H5Source, Volume
+from ..volumes import H5Source, Volume, _h5_keys
 from .base import SPLITS, Dataset, VolumePair
 
 METADATA = "metadata.json"
@@ -87,9 +87,7 @@ def h5_keys(path: str | os.PathLike) -> list[str]:
 
     try:
         with h5py.File(path, "r") as f:
-            names: list[str] = []
-            f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
-            return names
+            return _h5_keys(f)
     except OSError as e:
         raise OSError(f"{path}: not a readable HDF5 file ({e})") from None
 

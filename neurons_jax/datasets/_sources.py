@@ -19,8 +19,24 @@ import os
 
 import numpy as np
 
-# nm per NIfTI spatial unit (xyzt_units); "unknown" is taken as nm, the convention of EM data
-_NIFTI_UNITS_NM = {"meter": 1e9, "mm": 1e6, "micron": 1e3, "unknown": 1.0, None: 1.0}
+# nm per NIfTI spatial unit (xyzt_units)
+_NIFTI_UNITS_NM = {"meter": 1e9, "mm": 1e6, "micron": 1e3}
+EM_MAX_VOXEL_NM = 1e4  # no EM voxel is 10 µm wide
+
+
+def nifti_zooms_nm(header, ndim: int = 3) -> tuple[tuple[float, ...], bool]:
+    """``(zooms in nm, NIfTI axis order x, y, z; whether the header states a unit)``.
+
+    An "unknown" unit is read as nm, the convention of EM data. Writers such as SimpleITK
+    stamp "mm" on whatever numbers they are given (nnU-Net data is written that way), so
+    when the stated unit would make an EM voxel 10 µm or more, the numbers are taken as nm.
+    """
+    raw = tuple(float(z) for z in header.get_zooms()[:ndim])
+    scale = _NIFTI_UNITS_NM.get(header.get_xyzt_units()[0])
+    if scale is None:
+        return raw, False
+    scaled = tuple(float(f"{z * scale:.6g}") for z in raw)  # float32 pixdim: 0.016 µm -> 16 nm
+    return (raw if max(scaled, default=0.0) >= EM_MAX_VOXEL_NM else scaled), True
 
 
 class TiffSource:
@@ -99,9 +115,7 @@ class NiftiSource:
         slope, inter = getattr(proxy, "slope", 1.0), getattr(proxy, "inter", 0.0)
         scaled = not (np.isnan(slope) or slope == 1) or not (np.isnan(inter) or inter == 0)
         self.dtype = np.dtype(np.float32) if scaled else np.dtype(img.get_data_dtype())
-        units = img.header.get_xyzt_units()[0]
-        scale = _NIFTI_UNITS_NM.get(units, 1.0)
-        zooms = tuple(float(z) * scale for z in img.header.get_zooms()[:3])
+        zooms, _ = nifti_zooms_nm(img.header)
         self.zooms_zyx: tuple[float, float, float] = zooms[::-1]  # type: ignore[assignment]
         self._array = None
 

@@ -4,6 +4,8 @@ Native root: ``sample_{A,B,C}_20160501.hdf`` (also ``sample_A.h5``, ``sample_A.h
 padded variants only when nothing else is there) with ``volumes/raw``,
 ``volumes/labels/neuron_ids``, ``volumes/labels/clefts`` and optionally a mitochondria dataset
 under ``volumes/labels``. The voxel size is the ``resolution`` attribute of ``volumes/raw``.
+In a padded file the raw is larger than the labels: the image is cut to the labelled block,
+placed by the labels' ``offset`` attribute (nm, z y x, relative to the raw's own ``offset``).
 
 The three label datasets are combined, lazily and per read, into one uint64 volume with the
 offset encoding of DATASETS.md: neuron ids as they are (1..999,999), cleft ids + 1,000,000,
@@ -104,8 +106,35 @@ def native_entries(root, roles=("trainval", "test"), volumes=("A", "B"), include
         image = Volume(H5Source(path, RAW), vs, name=f"{path}:{RAW}")
         mito_key = find_mito_key(path, keys) if include_mito else None
         label = Volume(CremiLabels(path, NEURONS, CLEFTS if include_clefts else None, mito_key), vs)
+        if image.shape != label.shape:  # a padded file
+            image = labelled_region(path, image, label.shape, vs)
         out.append(Entry(make_pair(name, image, label), role, name, [str(path)]))
     return out
+
+
+def labelled_region(path: Path, raw: Volume, shape: tuple[int, ...], vs) -> Volume:
+    """The window of a padded raw volume that the labels cover (their ``offset``, in nm)."""
+    offset = h5_attr(path, NEURONS, "offset")
+    if offset is None or len(offset) != 3:
+        raise ValueError(
+            f"{path}: {RAW} shape {raw.shape} differs from {NEURONS} shape {shape}, and {NEURONS} "
+            f"has no 'offset' attribute (z, y, x nm) placing it in the raw; found {offset!r}"
+        )
+    raw_offset = h5_attr(path, RAW, "offset")
+    rel = np.asarray(offset, float) - (np.asarray(raw_offset, float) if raw_offset is not None else 0.0)
+    voxels = rel / np.asarray(vs, float)
+    if not np.allclose(voxels, np.round(voxels)):
+        raise ValueError(
+            f"{path}: {NEURONS} offset {tuple(rel.tolist())} nm is not a whole number of {vs} nm voxels"
+        )
+    origin = tuple(int(v) for v in np.round(voxels))
+    try:
+        return raw.window(origin, shape)
+    except ValueError:
+        raise ValueError(
+            f"{path}: {NEURONS} (shape {shape}) at voxel offset {origin} does not fit inside "
+            f"{RAW} of shape {raw.shape}"
+        ) from None
 
 
 def find_sample(root: Path, name: str) -> Path:

@@ -86,7 +86,8 @@ def _entry(name, image, label, voxel_size, role) -> Entry:
     lab = None if label is None else as_volume(label, voxel_size or img.voxel_size, "label")
     if lab is not None and tuple(lab.voxel_size) != tuple(img.voxel_size):
         raise ValueError(
-            f"generic: label voxel size {lab.voxel_size} differs from image voxel size {img.voxel_size}"
+            f"generic: label {lab.name} has voxel size {lab.voxel_size} nm; expected the image's "
+            f"{img.voxel_size} nm ({img.name})"
         )
     pair = make_pair(name, img, lab)
     files = source_files(img.source) + (source_files(lab.source) if lab is not None else [])

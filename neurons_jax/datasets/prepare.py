@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from ..rules import get_rule
-from ..volumes import ArraySource, Volume, replace_path, write_json, write_zarr3
+from ..volumes import ArraySource, Volume, replace_path, usual_mode, write_json, write_zarr3
 from ._common import FORMAT, METADATA, Entry, check_fraction, read_metadata, select
 from ._sources import CheckedSource
 
@@ -93,6 +93,7 @@ def prepare(
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
     try:
+        usual_mode(tmp)
         volumes = _write_volumes(tmp, entries, kind, progress)
         meta = _metadata(kind, data_kind, input_dir, opts, vf, entries, volumes, fingerprint, notes, module)
         write_json(tmp / METADATA, meta)

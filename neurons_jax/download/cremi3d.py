@@ -1,7 +1,7 @@
 """CREMI: sample A/B/C training volumes (HDF5) from the challenge's file server.
 
 ``--padded`` fetches the padded variants (larger raw context around the labelled block) instead.
-``prepare("cremi3d", DIR, OUT)`` reads the unpadded files.
+``prepare("cremi3d", DIR, OUT)`` reads either (a padded raw is cut to the labelled block).
 
 Example:
     >>> from neurons_jax.download import cremi3d

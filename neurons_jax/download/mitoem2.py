@@ -81,7 +81,8 @@ def download(
         (zip_path,) = fetch_files("mitoem2", [name], zips, options, expected={name: expected[name]})
         options.say(f"{d}: extracting {zip_path.name}")
         extract(zip_path, output, d)
-        manifest.record(d, archive=name, archive_sha256=sha256_file(zip_path))
+        fetched = Manifest(zips).get(name) or {}  # fetch recorded the zip's sha256 already
+        manifest.record(d, archive=name, archive_sha256=fetched.get("sha256") or sha256_file(zip_path))
         if not keep_zips:
             zip_path.unlink()
             Manifest(zips).forget(name)

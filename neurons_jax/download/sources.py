@@ -103,6 +103,7 @@ SOURCES: dict[str, Source] = {
     "microns": Source("microns", "", homepage="https://www.microns-explorer.org/"),
 }
 
+
 def env_name(dataset: str, what: str = "MIRROR") -> str:
     return f"NEURONS_JAX_{what}_{dataset.upper()}"
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import ssl
+import sys
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,7 +51,7 @@ class LoopbackServer:
 
     def start(self) -> LoopbackServer:
         handler = type("Handler", (_Handler,), {"server_state": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = _QuietServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
         if self.tls is not None:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -83,6 +84,14 @@ class LoopbackServer:
         with self._lock:
             queue = table.get(path)
             return queue.pop(0) if queue else None
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """Clients that hang up (the downloader after a dropped or refused transfer) are normal here."""
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError)):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

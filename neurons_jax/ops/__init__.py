@@ -13,7 +13,7 @@ CuPy is imported only when a CuPy array arrives.
 
 from __future__ import annotations
 
-from .blockwise import blockwise_connected_components, blockwise_renumber, blockwise_union_semantic  # noqa: F401
+from .blockwise import blockwise_connected_components, blockwise_renumber, blockwise_union_semantic
 from .components import connected_components
 from .instances import boundary_separated_instances
 from .relabel import relabel_after_crop
@@ -21,6 +21,9 @@ from .remap import union_semantic
 from .renumber import renumber
 
 __all__ = [
+    "blockwise_connected_components",
+    "blockwise_renumber",
+    "blockwise_union_semantic",
     "boundary_separated_instances",
     "connected_components",
     "relabel_after_crop",

@@ -1,9 +1,9 @@
 """Phase 1 of blockwise connected components: label each block, keep what stitching needs.
 
 A task reads one block, labels it with the in-memory ``connected_components`` (on the worker's
-GPU when it has one and the op is available, else on the CPU; cc3d when the op is absent) and
-records, per local component, the global C-order index of its first voxel (the key that fixes
-the final numbering) and its input value, plus the six boundary planes of local ids. Only the
+GPU when it has one, else on the CPU) and records, per local component, the global C-order
+index of its first voxel (the key that fixes the final numbering) and its input value, plus
+the six boundary planes of local ids. Only the
 keys travel back to the scheduler; the planes stay in the job's records for the face phase.
 
 Example:
@@ -18,36 +18,21 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import gpu_available, to_numpy
+from ..components import connected_components
 from .job import Job
 
 DEVICES = ("auto", "cpu", "gpu")
 
 
-def _in_memory_cc():
-    try:
-        from neurons_jax.ops import connected_components
-    except ImportError:
-        return None
-    return connected_components
-
-
 def label_array(block: np.ndarray, connectivity: int, device: str = "auto") -> tuple[np.ndarray, int]:
     """``(uint32 ids, n)`` of one block, numbered like ``nj.ops.connected_components``."""
-    cc = _in_memory_cc()
-    if device == "gpu" or (device == "auto" and cc is not None and gpu_available()):
-        if cc is None:
-            raise RuntimeError("device='gpu' needs neurons_jax.ops.connected_components (not found)")
+    if device == "gpu" or (device == "auto" and gpu_available()):
         import cupy
 
-        ids, n = cc(cupy.asarray(block), connectivity=connectivity)
+        ids, n = connected_components(cupy.asarray(block), connectivity=connectivity)
         return np.ascontiguousarray(to_numpy(ids), dtype=np.uint32), int(n)
-    if cc is not None:
-        ids, n = cc(block, connectivity=connectivity)
-        return np.ascontiguousarray(to_numpy(ids), dtype=np.uint32), int(n)
-    import cc3d
-
-    ids, n = cc3d.connected_components(block, connectivity=connectivity, out_dtype=np.uint32, return_N=True)
-    return ids, int(n)
+    ids, n = connected_components(block, connectivity=connectivity)
+    return np.ascontiguousarray(ids, dtype=np.uint32), int(n)
 
 
 def first_voxels(ids: np.ndarray, n: int) -> np.ndarray:
