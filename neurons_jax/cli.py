@@ -57,7 +57,8 @@ def _run(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except (CommandError, FileNotFoundError, FileExistsError, KeyError, ValueError, TypeError, OSError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+        msg = text.strip().splitlines()[0] if text.strip() else type(e).__name__
         prog = parser.prog if parser.prog.startswith("neurons-relabel") else f"neurons-jax {args._command}"
         print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2
