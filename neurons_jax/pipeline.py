@@ -111,7 +111,8 @@ class Loader:
         ignore_classes: union class names turned into background.
         mesh: a ``jax.sharding.Mesh`` with a ``data`` axis (default: all devices).
         worker_count: Grain worker processes (0 = in process); batches do not depend on it.
-        read_threads: threads per process computing batches (default: cores, at most 8).
+        read_threads: threads per process computing batches (default: cores, at most 8,
+            without workers; 1 in each worker process).
         split: "train" (endless random patches) or "valid"/"test" (tiles, one pass, no
             augmentation); every dataset must be of this split.
         min_foreground: share of labelled voxels a train patch needs (acceptance map).
@@ -167,9 +168,9 @@ class Loader:
         self.batch_size, self.seed, self.split = int(batch_size), int(seed), split
         self.ignore_classes = tuple(ignore_classes)
         self.worker_count, self.worker_buffer_size = int(worker_count), int(worker_buffer_size)
-        # CPU-bound elements: a few threads per process and a short buffer (Grain's defaults, 16
-        # threads and 500 elements, only add memory and start-up latency here)
-        self.read_threads = int(read_threads or min(8, os.cpu_count() or 1))
+        # CPU-bound batches: threads only in the main process (one per worker process) and a
+        # short buffer (Grain's defaults, 16 threads and 500 elements, add memory and latency)
+        self.read_threads = int(read_threads or (1 if worker_count > 0 else min(8, os.cpu_count() or 1)))
         self.output = output
         self.train = split == "train"
         if augment == "default":
