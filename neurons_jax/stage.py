@@ -129,15 +129,18 @@ def finish(
         groups: dict[tuple, list[int]] = {}
         for i, p in enumerate(params):
             groups.setdefault(tuple(p.context_shape), []).append(i)
+        # the warp reads real context only, so an all-valid mask stays all-valid: skip its warp
+        full_mask = bool(masks.all())
         for ctx, idx in groups.items():
             sel = idx if len(groups) > 1 else slice(None)
             im, lb, mk = augment.apply_batch(
                 [params[i] for i in idx],
                 center_crop(images[sel], ctx),
                 center_crop(packed[sel], ctx),
-                center_crop(masks[sel], ctx),
+                None if full_mask else center_crop(masks[sel], ctx),
             )
-            out_img[sel], out_lab[sel], out_msk[sel] = im, lb, mk
+            out_img[sel], out_lab[sel] = im, lb
+            out_msk[sel] = 1 if full_mask else mk
     t1 = time.perf_counter()
     semantic, inst_src = unpack_labels(out_lab)
     instance, _ = relabel_after_crop(inst_src)
