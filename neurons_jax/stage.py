@@ -36,7 +36,10 @@ MAX_INSTANCES = 2 ** (32 - SEM_BITS) - 1
 def pack_labels(semantic, instance):
     """One uint32 label carrying the union class (3 low bits) and an instance id."""
     xp = array_module(semantic, instance)
-    return (instance.astype(xp.uint32) << SEM_BITS) | semantic.astype(xp.uint32)
+    out = instance.astype(xp.uint32)  # a new array: shifted and or-ed in place (two passes)
+    xp.left_shift(out, SEM_BITS, out=out)
+    xp.bitwise_or(out, semantic, out=out, casting="unsafe")
+    return out
 
 
 def unpack_labels(packed):
@@ -64,15 +67,26 @@ class HostLabels:
         if rule.instances == "ids":
             # ids that fit beside the 3 class bits are packed as they are; larger ones (MICrONS
             # uint64) are renumbered within the patch first
-            inst = np.where(semantic != 0, label, 0)
+            every_id_kept = _keeps_every_id(rule, self.ignore_classes)
+            inst = label if every_id_kept else np.where(semantic != 0, label, 0)
             if int(inst.max(initial=0)) > MAX_INSTANCES:
                 inst, _ = renumber(inst)
                 if int(inst.max(initial=0)) > MAX_INSTANCES:
                     raise ValueError(f"{kind}: more than {MAX_INSTANCES} instances in one patch")
         else:  # boundary-separated or none: instances are made after the warp, from semantic
             inst = np.zeros(label.shape, np.uint32)
-        element["packed"] = pack_labels(semantic, inst.astype(np.uint32))
+        element["packed"] = pack_labels(semantic, inst)
         return element
+
+
+def _keeps_every_id(rule, ignore_classes) -> bool:
+    """True when every non-zero id maps to a kept class (semantic == 0 exactly where id == 0)."""
+    ignored = {class_index(c) for c in ignore_classes} | {0}
+    ranges = rule.ranges
+    if not ranges or ranges[0][0] != 1 or ranges[-1][1] < 2**64 - 1:
+        return False
+    contiguous = all(hi + 1 == lo for (_, hi, _), (lo, _, _) in zip(ranges, ranges[1:]))
+    return contiguous and not any(c in ignored for _, _, c in ranges)
 
 
 def to_float_image(image, xp=None):
