@@ -137,9 +137,13 @@ class TensorStoreSource:
             try:
                 s = ts.open(self.spec, read=True, context=shared_context()).result()
             except Exception as e:  # noqa: BLE001 - re-raised with the spec named
-                raise OSError(f"cannot open {describe_spec(self.spec)}: {e}") from None
-            self._store = _to_zyx(s, self.spec)
+                raise OSError(f"cannot open {self.describe()}: {e}") from None
+            self._store = self._view(s)
         return self._store
+
+    def _view(self, s: ts.TensorStore) -> ts.TensorStore:
+        """The opened store as this source shows it (ZYX from zero); subclasses crop here."""
+        return _to_zyx(s, self.spec)
 
     def read(self, slices: tuple[slice, ...]) -> np.ndarray:
         return np.asarray(self.store[slices].read().result())

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import tensorstore as ts
 
-from ..volumes import PRECOMPUTED, Volume, shared_context
+from ..volumes import PRECOMPUTED, TensorStoreSource, Volume
 from ._common import (
     Entry,
     check_split,
@@ -226,7 +226,7 @@ def _fmt(v) -> str:
     return ", ".join(str(int(x)) for x in v)
 
 
-class PrecomputedCrop:
+class PrecomputedCrop(TensorStoreSource):
     """A box of one precomputed scale (absolute XYZ voxels), seen as ZYX from zero; picklable.
 
     With ``factors`` the scale is mean-downsampled first (TensorStore ``downsample`` driver), and
@@ -236,7 +236,7 @@ class PrecomputedCrop:
     def __init__(self, kvstore: Any, scale_index: int, start: Sequence[int], size: Sequence[int],
                  factors: Sequence[int] | None = None):
         base = {"driver": PRECOMPUTED, "kvstore": kvstore, "scale_index": int(scale_index)}
-        self.spec: dict = base if factors is None else {
+        spec: dict = base if factors is None else {
             "driver": "downsample",
             "downsample_factors": [*(int(f) for f in factors), 1],
             "downsample_method": "mean",
@@ -245,24 +245,12 @@ class PrecomputedCrop:
         self.start = tuple(int(v) for v in start)
         self.size = tuple(int(v) for v in size)
         self.factors = None if factors is None else tuple(int(f) for f in factors)
-        self.shape = self.size[::-1]
-        self._store = None
-        self.dtype = np.dtype(self.store.dtype.numpy_dtype)
+        super().__init__(spec)
 
-    @property
-    def store(self) -> ts.TensorStore:
-        if self._store is None:
-            try:
-                s = ts.open(self.spec, read=True, context=shared_context()).result()
-            except Exception as e:  # noqa: BLE001 - re-raised with the layer named
-                raise OSError(f"cannot open {self.describe()}: {e}") from None
-            x0, y0, z0 = self.start
-            x1, y1, z1 = (a + b for a, b in zip(self.start, self.size))
-            self._store = s[x0:x1, y0:y1, z0:z1, 0].T.translate_to[0, 0, 0]
-        return self._store
-
-    def read(self, slices: tuple[slice, ...]) -> np.ndarray:
-        return np.asarray(self.store[slices].read().result())
+    def _view(self, s: ts.TensorStore) -> ts.TensorStore:
+        x0, y0, z0 = self.start
+        x1, y1, z1 = (a + b for a, b in zip(self.start, self.size))
+        return s[x0:x1, y0:y1, z0:z1, 0].T.translate_to[0, 0, 0]
 
     def describe(self) -> str:
         base = self.spec.get("base", self.spec)
@@ -274,9 +262,6 @@ class PrecomputedCrop:
 
     def files(self) -> list[str]:
         return [self.describe()]
-
-    def __getstate__(self):
-        return {**self.__dict__, "_store": None}
 
 
 class _AsUint64:
