@@ -1,0 +1,32 @@
+"""The short example scripts run as a user runs them and print what they promise."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(script: str, *args: str) -> str:
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / script), *args], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout
+
+
+def test_mix_and_look(tmp_path):
+    out = run("01_mix_and_look.py", str(tmp_path))
+    lines = [ln for ln in out.splitlines() if ln.startswith("sample ")]
+    assert len(lines) == 6
+    assert sum("snemi3d" in ln for ln in lines) == 2 and sum("mitoem2" in ln for ln in lines) == 4
+    Image.open(tmp_path / "batch.png").load()
+
+
+def test_relabel_on_pinky(shared_data):
+    out = run("02_relabel.py", str(shared_data / "pinky40_seg_256.npz"))
+    # the data README: 223 labels, 362 6-connected components
+    assert "223 ids -> 362 6-connected components" in out
