@@ -240,3 +240,23 @@ def test_acceptance_map_draws_labelled_positions_directly():
     assert (any_ < 0.5).mean() > 0.3  # without acceptance, most of the volume is unlabelled
     with pytest.raises(ValueError, match="no patch position"):
         nj.sampling.PatchSource(ds, (4, 32, 32), (4, 32, 32), min_foreground=1.01)
+
+
+def test_orbax_checkpoint_beside_model_state(three, tmp_path):
+    import grain
+    import orbax.checkpoint as ocp
+
+    a = Loader(three, PATCH, batch_size=4, seed=21, output="numpy")
+    take(a, 2)
+    weights = {"w": np.arange(6.0).reshape(2, 3)}
+    with ocp.CheckpointManager(tmp_path / "ckpt") as mngr:
+        mngr.save(2, args=ocp.args.Composite(model=ocp.args.StandardSave(weights),
+                                             loader=grain.checkpoint.CheckpointSave(a.iterator)))
+        mngr.wait_until_finished()
+    expected = take(a, 2)
+    b = Loader(three, PATCH, batch_size=4, seed=21, output="numpy")
+    with ocp.CheckpointManager(tmp_path / "ckpt") as mngr:
+        got = mngr.restore(2, args=ocp.args.Composite(
+            model=ocp.args.StandardRestore(weights), loader=grain.checkpoint.CheckpointRestore(b.iterator)))
+    np.testing.assert_array_equal(got["model"]["w"], weights["w"])
+    same_batches(take(b, 2), expected)
