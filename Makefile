@@ -24,6 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_labels.py
 	$(PY) benchmarks/bench_augment.py
+	$(PY) benchmarks/bench_blockwise.py
 	$(PY) benchmarks/bench_pipeline.py
 
 clean:
