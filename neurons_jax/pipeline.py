@@ -37,9 +37,6 @@ from .rules import UNION_CLASSES, get_rule
 from .sampling import PatchSource
 from .stage import HostLabels, finish
 
-ARRAY_KEYS = ("image", "packed", "mask")
-META_KEYS = ("dataset", "volume", "position", "index", "read_s", "host_s")
-
 
 def default_mesh():
     """All devices on one ``data`` axis, with Auto axis types (what Flax expects)."""
