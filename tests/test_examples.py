@@ -30,3 +30,16 @@ def test_relabel_on_pinky(shared_data):
     out = run("02_relabel.py", str(shared_data / "pinky40_seg_256.npz"))
     # the data README: 223 labels, 362 6-connected components
     assert "223 ids -> 362 6-connected components" in out
+
+
+def test_readme_quick_start_runs(tmp_path):
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    code = re.search(r"## Quick start\n\n```python\n(.*?)```", readme, re.S).group(1)
+    assert "zip(range(100), loader)" in code and '"ws"' in code
+    code = code.replace("zip(range(100), loader)", "zip(range(2), loader)").replace('"ws"', repr(str(tmp_path / "ws")))
+    code += "\nprint('quick start:', float(loss), state['grain'])\n"
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "quick start:" in r.stdout and "'next_index': 2" in r.stdout
