@@ -147,9 +147,7 @@ def fetch_text(
                     return resp.read().decode("utf-8")
             except urllib.error.HTTPError as e:
                 e.close()
-                if e.code in _TRANSIENT_HTTP or e.code >= 500:
-                    raise _Transient(f"HTTP {e.code} {e.reason}") from None
-                raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from None
+                raise _http_failure(url, e) from None
             except urllib.error.URLError as e:
                 raise _classify(url, e.reason) from None
             except (OSError, http.client.HTTPException) as e:
@@ -161,6 +159,13 @@ def fetch_text(
                 raise DownloadError(f"{url}: {e} (gave up after {attempt + 1} attempt(s))") from None
             time.sleep(min(MAX_SLEEP, backoff * (2**attempt)))
     raise AssertionError("unreachable")
+
+
+def _http_failure(url: str, e: urllib.error.HTTPError) -> Exception:
+    """A retryable ``_Transient`` for 408/429/5xx, a final ``DownloadError`` for other codes."""
+    if e.code in _TRANSIENT_HTTP or e.code >= 500:
+        return _Transient(f"HTTP {e.code} {e.reason}")
+    return DownloadError(f"{url}: HTTP {e.code} {e.reason}")
 
 
 # ----------------------------------------------------------------------------- one attempt
@@ -188,9 +193,7 @@ def _transfer(
                 return
             part.unlink()
             raise _Transient("server refused to resume the partial file; starting over") from None
-        if e.code in _TRANSIENT_HTTP or e.code >= 500:
-            raise _Transient(f"HTTP {e.code} {e.reason}") from None
-        raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from None
+        raise _http_failure(url, e) from None
     except urllib.error.URLError as e:
         raise _classify(url, e.reason) from None
     except (OSError, http.client.HTTPException) as e:
