@@ -1,12 +1,12 @@
-// Growth step of boundary-separated instances.
+// Growth step of boundary-separated instances, dense over the batch.
 //
-// ids (B, Z, Y, X) flattened in C order holds the instance ids of the interior (0 elsewhere).
-// pending lists the linear indices of boundary voxels that have no id yet. One step gives
-// each pending voxel the smallest non-zero id among its neighbours under the connectivity
-// (6, 18 or 26), read from ids as it was before the step (the host scatters the candidates
-// after the kernel), or 0 when no neighbour has an id. Repeating the step until no voxel
-// changes assigns each reachable boundary voxel to the instance nearest through boundary
-// voxels in the stencil's metric, ties going to the smallest id; the NumPy path does the same.
+// src (B, Z, Y, X) flattened in C order holds instance ids (0 where none yet); pending marks the
+// boundary voxels. One step writes dst: a pending voxel without an id takes the smallest
+// non-zero id among its neighbours under the connectivity (6, 18 or 26) in src, every other
+// voxel keeps its src value; *changed is set to 1 when any voxel got an id. Repeating the step
+// (src and dst swapped) until a step changes nothing assigns each reachable boundary voxel to
+// the instance nearest through boundary voxels in the stencil's metric, ties going to the
+// smallest id: the rule of the NumPy path. Neighbours never cross a sample.
 //
 // CONN: 6, 18 or 26 (2D inputs run as one section, 4 -> 6, 8 -> 26).
 
@@ -20,14 +20,18 @@ __device__ __forceinline__ bool grow_in_stencil(int dz, int dy, int dx) {
 }
 
 template <int CONN>
-__global__ void grow_candidates(const unsigned int* __restrict__ ids,
-                                const long long* __restrict__ pending,
-                                unsigned int* __restrict__ cand, long long Z, long long Y,
-                                long long X, long long count) {
+__global__ void grow_step(const unsigned char* __restrict__ pending,
+                          const unsigned int* __restrict__ src, unsigned int* __restrict__ dst,
+                          int* __restrict__ changed, long long Z, long long Y, long long X,
+                          long long total) {
   const long long YX = Y * X;
-  for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < count;
-       k += (long long)blockDim.x * gridDim.x) {
-    const long long i = pending[k];
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+       i += (long long)blockDim.x * gridDim.x) {
+    const unsigned int own = src[i];
+    if (own != 0u || pending[i] == 0) {
+      dst[i] = own;
+      continue;
+    }
     const long long x = i % X;
     const long long t = i / X;
     const long long y = t % Y;
@@ -43,11 +47,16 @@ __global__ void grow_candidates(const unsigned int* __restrict__ ids,
           if (z + dz < 0 || z + dz >= Z || y + dy < 0 || y + dy >= Y || x + dx < 0 ||
               x + dx >= X)
             continue;
-          const unsigned int v = ids[i + dz * YX + dy * X + dx];
+          const unsigned int v = src[i + dz * YX + dy * X + dx];
           if (v != 0u && v < best) best = v;
         }
       }
     }
-    cand[k] = best == 0xFFFFFFFFu ? 0u : best;
+    if (best != 0xFFFFFFFFu) {
+      dst[i] = best;
+      *changed = 1;  // every writer stores the same value
+    } else {
+      dst[i] = 0u;
+    }
   }
 }

@@ -247,7 +247,11 @@ def _device_table():
 
 
 def apply_batch(params_list, images=None, labels=None, masks=None):
-    """CuPy ``apply_batch``: ``(B, *context_shape)`` -> ``(B, *patch_shape)`` on the current GPU."""
+    """CuPy ``apply_batch``: ``(B, *context_shape)`` -> ``(B, *patch_shape)`` on the inputs' GPU."""
     import cupy
 
-    return run_batch(list(params_list), images, labels, masks, cupy, _cupy_kernel, _device_table())
+    from ..ops._backend import on_device_of
+
+    first = next(a for a in (images, labels, masks) if a is not None)
+    with on_device_of(first):
+        return run_batch(list(params_list), images, labels, masks, cupy, _cupy_kernel, _device_table())

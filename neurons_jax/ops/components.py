@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _kernels
-from ._backend import is_cupy_array
+from ._backend import is_cupy_array, on_device_of
 from ._checks import check_labels, layout
 
 _FUNC = "connected_components"
@@ -45,7 +45,8 @@ def connected_components(labels, connectivity: int = 6):
     labels = check_labels(labels, "labels", _FUNC)
     shape4, conn, batched = layout(labels.shape, connectivity, _FUNC)
     if is_cupy_array(labels):
-        ids, counts = components_gpu(labels.reshape(shape4), conn)
+        with on_device_of(labels):
+            ids, counts = components_gpu(labels.reshape(shape4), conn)
         ids = ids.reshape(labels.shape)
     else:
         ids, counts = _components_cpu(labels, int(connectivity), batched)
@@ -72,14 +73,36 @@ def _components_cpu(labels: np.ndarray, connectivity: int, batched: bool):
     return ids, counts
 
 
+def component_ids(labels, connectivity: int = 6):
+    """The ids of ``connected_components`` without the count: on a GPU this never waits for the
+    device (the training stage uses it; n would cost a host sync)."""
+    labels = check_labels(labels, "labels", _FUNC)
+    shape4, conn, batched = layout(labels.shape, connectivity, _FUNC)
+    if not is_cupy_array(labels):
+        return _components_cpu(labels, int(connectivity), batched)[0]
+    with on_device_of(labels):
+        return components_device(labels.reshape(shape4), conn)[0].reshape(labels.shape)
+
+
 def components_gpu(labels4, conn: int):
     """CuPy path on a ``(B, Z, Y, X)`` array with a 3D connectivity -> (ids, counts (B,))."""
+    ids, ends = components_device(labels4, conn)
+    ends = ends.get() if ends is not None else np.zeros(len(labels4), np.int64)
+    counts = np.diff(ends, prepend=0).astype(np.int64)
+    if counts.max(initial=0) > 2**32 - 1:
+        raise ValueError(f"{_FUNC}: {int(counts.max())} components do not fit uint32 ids")
+    return ids, counts
+
+
+def components_device(labels4, conn: int):
+    """Kernels only, on the current device: ``(ids (B, Z, Y, X) uint32, ends)`` with ``ends`` the
+    device array of running component totals at the end of each sample (None when empty)."""
     import cupy
 
     B, Z, Y, X = labels4.shape
     total = labels4.size
     if total == 0:
-        return cupy.zeros(labels4.shape, cupy.uint32), np.zeros(B, np.int64)
+        return cupy.zeros(labels4.shape, cupy.uint32), None
     lab = _kernels.unsigned_view(cupy.ascontiguousarray(labels4)).reshape(-1)
     idx = np.int32 if total <= INT32_LIMIT else np.int64
     t_lab, t_idx = _kernels.ctype(lab.dtype), _kernels.ctype(idx)
@@ -98,8 +121,5 @@ def components_gpu(labels4, conn: int):
     out = cupy.empty(total, cupy.uint32)
     finalize = _kernels.get_function("ccl.cu", f"ccl_finalize<{t_idx}>")
     _kernels.launch(finalize, total, (parent, csum, out, idx(Z * Y * X), n_))
-    ends = csum[Z * Y * X - 1 :: Z * Y * X].astype(cupy.int64).get()
-    counts = np.diff(ends, prepend=0).astype(np.int64)
-    if counts.max(initial=0) > 2**32 - 1:
-        raise ValueError(f"{_FUNC}: {int(counts.max())} components do not fit uint32 ids")
-    return out.reshape(labels4.shape), counts
+    ends = csum[Z * Y * X - 1 :: Z * Y * X].astype(cupy.int64)
+    return out.reshape(labels4.shape), ends

@@ -28,9 +28,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import _kernels
-from ._backend import array_module, is_cupy_array
+from ._backend import array_module, is_cupy_array, on_device_of
 from ._checks import check_class_value, check_labels, layout
-from .components import _components_cpu, components_gpu
+from .components import _components_cpu, components_device
 
 _FUNC = "boundary_separated_instances"
 UINT32_MAX = np.uint32(2**32 - 1)
@@ -51,26 +51,51 @@ def boundary_separated_instances(
         ``(ids, n)`` as ``connected_components``: uint32 ids, n an int (a NumPy int64 array of
         per-sample counts for a 4D batch).
     """
+    semantic, interior, boundary, shape4, conn, batched = _check(semantic, interior, boundary, connectivity)
+    if is_cupy_array(semantic):
+        with on_device_of(semantic):
+            ids, ends = _instances_device(semantic, interior, boundary, shape4, conn, grow)
+            counts = _counts(ends, shape4[0])
+        return ids.reshape(semantic.shape), (counts if batched else int(counts[0]))
+    inside = _equal(semantic, interior)
+    ids, counts = _components_cpu(inside.view(np.uint8), int(connectivity), batched)
+    if grow and counts.sum() > 0:
+        _grow_cpu(ids.reshape(-1), _flatnonzero(_equal(semantic, boundary)), shape4, conn)
+    return ids.reshape(semantic.shape), (counts if batched else int(counts[0]))
+
+
+def instance_ids(semantic, interior: int = 1, boundary: int = 2, connectivity: int = 6):
+    """The ids of ``boundary_separated_instances`` (grown) without the count: on a GPU one host
+    sync per ``ROUND`` growth steps, none for the labelling (the training stage uses it)."""
+    semantic, interior, boundary, shape4, conn, batched = _check(semantic, interior, boundary, connectivity)
+    if not is_cupy_array(semantic):
+        return boundary_separated_instances(semantic, interior, boundary, connectivity)[0]
+    with on_device_of(semantic):
+        return _instances_device(semantic, interior, boundary, shape4, conn, True)[0].reshape(semantic.shape)
+
+
+def _check(semantic, interior, boundary, connectivity):
     semantic = check_labels(semantic, "semantic", _FUNC)
     interior = check_class_value(interior, "interior", _FUNC)
     boundary = check_class_value(boundary, "boundary", _FUNC)
     if interior == boundary:
         raise ValueError(f"{_FUNC}: interior and boundary must differ; both are {interior}")
     shape4, conn, batched = layout(semantic.shape, connectivity, _FUNC)
-    gpu = is_cupy_array(semantic)
+    return semantic, interior, boundary, shape4, conn, batched
+
+
+def _counts(ends, b: int) -> np.ndarray:
+    if ends is None:
+        return np.zeros(b, np.int64)
+    return np.diff(ends.get(), prepend=0).astype(np.int64)
+
+
+def _instances_device(semantic, interior: int, boundary: int, shape4: tuple, conn: int, grow: bool):
     inside = _equal(semantic, interior)
-    if gpu:
-        ids, counts = components_gpu(inside.view("uint8").reshape(shape4), conn)
-    else:
-        ids, counts = _components_cpu(inside.view(np.uint8), int(connectivity), batched)
-    if grow and counts.sum() > 0:
-        pending = _flatnonzero(_equal(semantic, boundary))
-        if gpu:
-            _grow_gpu(ids.reshape(-1), pending, shape4, conn)
-        else:
-            _grow_cpu(ids.reshape(-1), pending, shape4, conn)
-    ids = ids.reshape(semantic.shape)
-    return ids, (counts if batched else int(counts[0]))
+    ids, ends = components_device(inside.view("uint8").reshape(shape4), conn)
+    if grow and ids.size:
+        _grow_gpu(ids.reshape(-1), _equal(semantic, boundary).view("uint8").reshape(-1), shape4, conn)
+    return ids, ends
 
 
 def _equal(a, value: int):
@@ -118,17 +143,22 @@ def _grow_cpu(flat: np.ndarray, pending: np.ndarray, shape4: tuple, conn: int) -
         pending, x, y, z = pending[left], x[left], y[left], z[left]
 
 
+ROUND = 8  # growth steps launched between two looks at the "changed" flag (even: ends in place)
+
+
 def _grow_gpu(flat, pending, shape4: tuple, conn: int) -> None:
+    """Dense Jacobi steps in place on the flat ids, ``ROUND`` launches per host sync."""
     import cupy
 
     _, Z, Y, X = shape4
-    kernel = _kernels.get_function("instances.cu", f"grow_candidates<{conn}>")
-    dims = (np.int64(Z), np.int64(Y), np.int64(X))
-    while pending.size:
-        cand = cupy.empty(pending.size, cupy.uint32)
-        _kernels.launch(kernel, pending.size, (flat, pending, cand, *dims, np.int64(pending.size)))
-        got = cand != 0
-        if not bool(got.any()):
+    kernel = _kernels.get_function("instances.cu", f"grow_step<{conn}>")
+    dims = (np.int64(Z), np.int64(Y), np.int64(X), np.int64(flat.size))
+    a, b = flat, cupy.empty_like(flat)
+    changed = cupy.empty(ROUND, cupy.int32)
+    while True:
+        changed.fill(0)
+        for j in range(ROUND):
+            _kernels.launch(kernel, flat.size, (pending, a, b, changed[j : j + 1], *dims))
+            a, b = b, a
+        if not int(changed[ROUND - 1]):  # the one host sync of the round
             return
-        flat[pending[got]] = cand[got]
-        pending = pending[~got]

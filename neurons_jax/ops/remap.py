@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import rules
 from . import _kernels
-from ._backend import is_cupy_array
+from ._backend import is_cupy_array, on_device_of
 from ._checks import check_labels
 
 _FUNC = "union_semantic"
@@ -46,7 +46,8 @@ def union_semantic(labels, kind: str | rules.LabelRule, ignore_classes: Iterable
     ignore = _ignored(ignore_classes)
     edges, cls = step_table(rule, labels.dtype, ignore)
     if is_cupy_array(labels):
-        return _remap_gpu(labels, edges, cls)
+        with on_device_of(labels):
+            return _remap_gpu(labels, edges, cls)
     return _remap_cpu(labels, edges, cls)
 
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._backend import is_cupy_array
+from . import _kernels
+from ._backend import is_cupy_array, on_device_of
 from ._checks import check_labels
 
 _FUNC = "renumber"
@@ -37,7 +38,8 @@ def renumber(labels, preserve_zero: bool = True):
     """
     labels = check_labels(labels, "labels", _FUNC)
     if is_cupy_array(labels):
-        return _renumber_gpu(labels, bool(preserve_zero))
+        with on_device_of(labels):
+            return _renumber_gpu(labels, bool(preserve_zero))
     return _renumber_cpu(labels, bool(preserve_zero))
 
 
@@ -64,22 +66,6 @@ def _check_count(k: int) -> None:
         raise ValueError(f"{_FUNC}: {k} distinct ids do not fit uint32")
 
 
-_FIRST = None
-
-
-def _first_kernel():
-    global _FIRST
-    if _FIRST is None:
-        import cupy
-
-        _FIRST = cupy.ElementwiseKernel(
-            "int64 pos", "raw int64 first",
-            "atomicMin((unsigned long long*)&first[pos], (unsigned long long)i);",
-            "nj_renumber_first",
-        )
-    return _FIRST
-
-
 def _renumber_gpu(labels, preserve_zero: bool):
     import cupy
 
@@ -88,8 +74,10 @@ def _renumber_gpu(labels, preserve_zero: bool):
     flat = cupy.ascontiguousarray(labels).reshape(-1)
     uniq = cupy.unique(flat)  # sorted distinct ids
     pos = cupy.searchsorted(uniq, flat).astype(cupy.int64, copy=False)
-    first = cupy.full(uniq.size, flat.size, cupy.int64)
-    _first_kernel()(pos, first)
+    first = cupy.full(uniq.size, flat.size, cupy.uint64)
+    kernel = _kernels.get_function("renumber.cu", "renumber_first")
+    _kernels.launch(kernel, flat.size, (pos, first, np.int64(flat.size)))
+    first = first.view(cupy.int64)
     k = uniq.size
     is_zero = uniq == 0
     zero = preserve_zero and bool(is_zero.any())
