@@ -31,8 +31,8 @@ from typing import Any
 import grain
 import numpy as np
 
+from . import gpu_stage
 from .datasets.base import Dataset
-from .ops._backend import gpu_available
 from .rules import UNION_CLASSES, get_rule
 from .sampling import PatchSource
 from .stage import HostLabels, finish
@@ -114,7 +114,9 @@ class Loader:
             augmentation); every dataset must be of this split.
         min_foreground: share of labelled voxels a train patch needs (acceptance map).
         pad: allow patches larger than a volume (padding is masked out).
-        device: "auto" (GPU stage when CuPy sees a GPU), "cpu" or "gpu".
+        device: "auto" (the GPU stage where our kernels run and JAX's devices are GPUs), "cpu",
+            or "gpu" (the kernels run even under a CPU-only JAX; batches then reach JAX through
+            host memory). See ``neurons_jax.gpu_stage``.
         output: "jax" (global ``jax.Array`` batches) or "numpy" (host arrays, no JAX).
     """
 
@@ -175,11 +177,9 @@ class Loader:
 
             augment = AugmentConfig()
         self.augment_cfg = augment if self.train else None
-        if device not in ("auto", "cpu", "gpu"):
-            raise ValueError(f"device must be auto, cpu or gpu; got {device!r}")
-        if device == "gpu" and not gpu_available():
-            raise RuntimeError("device='gpu' but no CUDA GPU was found by CuPy")
-        self.on_gpu = device == "gpu" or (device == "auto" and gpu_available())
+        if output not in ("jax", "numpy"):
+            raise ValueError(f"output must be 'jax' or 'numpy'; got {output!r}")
+        self.on_gpu, self.handover = gpu_stage.choose(device, output)
 
         self.mesh = None
         self.process_index, self.process_count = 0, 1
@@ -215,6 +215,9 @@ class Loader:
         ]
         self.boundary_ids = [i for i, ds in enumerate(self.datasets) if ds.rule.instances == "boundary_separated"]
         self._dataset = self._build()
+        self._gpu = (gpu_stage.GpuStage(self.mesh, self.batch_size if output == "jax" else self.local_batch,
+                                        self.patch_shape, self.boundary_ids, self.handover)
+                     if self.on_gpu else None)
         self._iter = None
         self._timings: dict[str, list[float]] = {}
 
@@ -293,7 +296,7 @@ class Loader:
         }
         t0 = time.perf_counter()
         if self.on_gpu:
-            out = self._gpu_stage(host, timings)
+            out = self._gpu(host, timings)
             out.update(self._to_global(meta) if self.output == "jax" else meta)
         else:
             out = {**{k: host[k] for k in ("image", "semantic", "instance", "mask")}, **meta}
@@ -301,39 +304,6 @@ class Loader:
                 out = self._to_global(out)
         timings["transfer"] = time.perf_counter() - t0 - timings.get("augment", 0) - timings.get("labels", 0)
         return out
-
-    def _gpu_stage(self, host: dict, timings: dict) -> dict:
-        """Each local GPU augments and relabels its own rows of the batch (CuPy), then DLPack
-        hands the results to JAX without a copy and they become one global array."""
-        import cupy as cp
-        import jax
-        from jax.sharding import NamedSharding
-        from jax.sharding import PartitionSpec as P
-
-        params = host.get("params")
-        bs = np.isin(host["dataset"], self.boundary_ids)
-        if self.output != "jax":  # CuPy arrays on the current GPU
-            return finish(cp.asarray(host["image"]), cp.asarray(host["packed"]), cp.asarray(host["mask"]),
-                          params, self.patch_shape, bs, timings)
-        sharding = NamedSharding(self.mesh, P("data"))
-        rows = sharding.addressable_devices_indices_map((self.batch_size,))
-        base = min(idx[0].start or 0 for idx in rows.values())
-        shards: dict[str, list] = {}
-        for device, idx in rows.items():
-            r0 = (idx[0].start or 0) - base
-            r1 = (idx[0].stop if idx[0].stop is not None else self.batch_size) - base
-            with cp.cuda.Device(device.local_hardware_id):
-                part = finish(
-                    cp.asarray(host["image"][r0:r1]), cp.asarray(host["packed"][r0:r1]),
-                    cp.asarray(host["mask"][r0:r1]), None if params is None else params[r0:r1],
-                    self.patch_shape, bs[r0:r1], timings,
-                )
-            for k, v in part.items():
-                shards.setdefault(k, []).append(jax.dlpack.from_dlpack(v))
-        return {
-            k: jax.make_array_from_single_device_arrays((self.batch_size, *v[0].shape[1:]), sharding, v)
-            for k, v in shards.items()
-        }
 
     def _to_global(self, batch: dict) -> dict:
         import jax
@@ -376,6 +346,8 @@ class Loader:
         return "\n".join(rows)
 
     def close(self) -> None:
+        if self._gpu is not None:
+            self._gpu.close()
         it, self._iter = self._iter, None
         if it is not None and hasattr(it, "close"):
             it.close()

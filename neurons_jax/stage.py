@@ -117,14 +117,18 @@ def finish(
 ) -> dict:
     """Augment, crop and relabel a batch on its array module.
 
-    ``images``/``packed``/``masks`` are (B, *context) arrays; ``params`` one AugmentParams per
+    ``images``/``packed``/``masks`` are (B, *context) arrays (``masks`` None: every voxel is
+    valid); ``params`` one AugmentParams per
     sample (or None for no augmentation); ``boundary_separated`` a (B,) bool array saying which
     samples take instances from boundary separation. Returns image (B, Z, Y, X, 1) float32,
-    semantic uint8, instance uint32, mask uint8.
+    semantic uint8, instance uint32, mask uint8. On a GPU the whole stage waits for the device
+    at most once (the growth of boundary-separated instances looks at its "changed" flag once
+    per ``instances.ROUND`` steps) when ``masks`` is None or all ones are known on the host.
     """
     import time
 
-    from .ops import boundary_separated_instances, relabel_after_crop
+    from .ops.components import component_ids
+    from .ops.instances import instance_ids
 
     xp = array_module(images)
     B = images.shape[0]
@@ -135,7 +139,7 @@ def finish(
     if params is None:
         out_img[...] = to_float_image(center_crop(images, patch_shape))
         out_lab[...] = center_crop(packed, patch_shape)
-        out_msk[...] = center_crop(masks, patch_shape)
+        out_msk[...] = 1 if masks is None else center_crop(masks, patch_shape)
     else:
         from . import augment
 
@@ -144,7 +148,7 @@ def finish(
         for i, p in enumerate(params):
             groups.setdefault(tuple(p.context_shape), []).append(i)
         # the warp reads real context only, so an all-valid mask stays all-valid: skip its warp
-        full_mask = bool(masks.all())
+        full_mask = masks is None or bool(masks.all())
         for ctx, idx in groups.items():
             sel = idx if len(groups) > 1 else slice(None)
             im, lb, mk = augment.apply_batch(
@@ -157,14 +161,12 @@ def finish(
             out_msk[sel] = 1 if full_mask else mk
     t1 = time.perf_counter()
     semantic, inst_src = unpack_labels(out_lab)
-    instance, _ = relabel_after_crop(inst_src)
-    instance = instance.astype(xp.uint32)
+    instance = component_ids(inst_src)  # relabel_after_crop: pieces cut apart by the crop split
     bs = np.flatnonzero(np.asarray(boundary_separated))
     if len(bs):
         interior, boundary = class_index("mitochondria"), class_index("mito_boundary")
         sel = xp.asarray(bs)
-        ids, _ = boundary_separated_instances(semantic[sel], interior=interior, boundary=boundary)
-        instance[sel] = ids.astype(xp.uint32)
+        instance[sel] = instance_ids(semantic[sel], interior=interior, boundary=boundary)
     if timings is not None:
         timings["augment"] = timings.get("augment", 0.0) + t1 - t0
         timings["labels"] = timings.get("labels", 0.0) + time.perf_counter() - t1

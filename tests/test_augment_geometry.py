@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from augment_host_kernels import border_params
+from augment_cases import border_params
 
 from neurons_jax import augment
 from neurons_jax.augment import AugmentConfig, draw, geometry, grid

@@ -42,7 +42,7 @@ import types
 
 import numpy as np
 
-from . import _array, _device, _kernel
+from . import _array, _device
 from ._array import ndarray, op
 from ._device import Counters, DeviceMismatchError, OrderingError, counters
 from ._kernel import CompileException, RawKernel, RawModule, interleave_atomics

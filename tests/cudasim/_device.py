@@ -151,7 +151,7 @@ def ordered(stream_of_write: Stream | None, seq: int, reader: Stream | None) -> 
     if reader is stream_of_write:
         return True
     if reader is not None:
-        for sid, s, st in _waits(reader):
+        for _sid, s, st in _waits(reader):
             if st is stream_of_write and s >= seq:
                 return True
     return False

@@ -1,0 +1,142 @@
+"""The Loader's GPU stage: every local GPU finishes its own rows of a host batch, then hands
+them to JAX.
+
+Which stage runs (``choose``): ``device="auto"`` takes the GPU when CuPy can compile and run our
+kernels *and* JAX's local devices are GPUs (or the output is CuPy arrays); ``device="gpu"`` runs
+the kernels even under a CPU-only JAX and hands the batch over through host memory.
+
+Per device (``device_rows``), inside ``with cupy.cuda.Device(i)``: upload the rows (image,
+packed labels, and the mask only when some voxel is masked), ``stage.finish`` on that GPU, and
+export every output there, so DLPack records its ordering event on the stream that wrote the
+data and JAX's stream waits for it (no host sync). With several GPUs one thread per device
+uploads and launches, so no device waits for another's copies.
+
+Example (GPU only):
+    >>> stage = GpuStage(mesh, batch_size=8, patch_shape=(16, 64, 64), boundary_ids=[1],  # doctest: +SKIP
+    ...                  handover="dlpack")
+    >>> batch = stage(host_batch, timings={})  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .ops._backend import gpu_available, gpu_unavailable_reason
+from .stage import finish
+
+DEVICES = ("auto", "cpu", "gpu")
+
+
+def jax_on_gpu() -> bool:
+    """True when every local JAX device is a GPU."""
+    import jax
+
+    return all(d.platform == "gpu" for d in jax.local_devices())
+
+
+def choose(device: str, output: str) -> tuple[bool, str]:
+    """``(on_gpu, handover)`` for a Loader: handover is "dlpack", "host" or "cupy"."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {device!r}")
+    if device == "cpu":
+        return False, "host"
+    usable = gpu_available()
+    if device == "gpu" and not usable:
+        raise RuntimeError(f"device='gpu' but no usable CUDA GPU: {gpu_unavailable_reason()}")
+    if output != "jax":
+        return usable, "cupy"
+    if jax_on_gpu():
+        return usable, "dlpack"
+    return device == "gpu", "host"
+
+
+def device_rows(host: dict, rows: slice, gpu: int, params, patch_shape, boundary_separated,
+                export: Callable, timings: dict) -> dict:
+    """Finish ``host[...][rows]`` on CuPy device ``gpu``; ``export`` each output inside its context."""
+    import cupy as cp
+
+    mask = host["mask"][rows]
+    full = bool(mask.all())  # on the host: no device round trip, and no upload of an all-ones mask
+    with cp.cuda.Device(gpu):
+        part = finish(
+            cp.asarray(host["image"][rows]), cp.asarray(host["packed"][rows]),
+            None if full else cp.asarray(mask), None if params is None else params[rows],
+            patch_shape, boundary_separated[rows], timings,
+        )
+        return {k: export(v) for k, v in part.items()}
+
+
+def to_host(a) -> np.ndarray:
+    return a.get()
+
+
+class GpuStage:
+    """Callable ``(host_batch, timings) -> batch`` for one Loader (see the module docstring)."""
+
+    def __init__(self, mesh, batch_size: int, patch_shape: Sequence[int], boundary_ids: Sequence[int],
+                 handover: str):
+        self.mesh, self.batch_size = mesh, int(batch_size)
+        self.patch_shape, self.boundary_ids = tuple(patch_shape), list(boundary_ids)
+        self.handover = handover
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __call__(self, host: dict, timings: dict) -> dict:
+        import cupy as cp
+
+        params = host.get("params")
+        bs = np.isin(host["dataset"], self.boundary_ids)
+        if self.handover == "cupy":  # CuPy arrays on the current GPU
+            return device_rows(host, slice(None), cp.cuda.Device().id, params, self.patch_shape, bs,
+                               lambda v: v, timings)
+        import jax
+        from jax.sharding import NamedSharding
+        from jax.sharding import PartitionSpec as P
+
+        sharding = NamedSharding(self.mesh, P("data"))
+        rows = sharding.addressable_devices_indices_map((self.batch_size,))
+        base = min(idx[0].start or 0 for idx in rows.values())
+        n_gpu = cp.cuda.runtime.getDeviceCount()
+        jobs = []
+        for k, (device, idx) in enumerate(rows.items()):
+            r0 = (idx[0].start or 0) - base
+            r1 = (idx[0].stop if idx[0].stop is not None else self.batch_size) - base
+            gpu = device.local_hardware_id if self.handover == "dlpack" else k % n_gpu
+            jobs.append((device, slice(r0, r1), gpu))
+        export = jax.dlpack.from_dlpack if self.handover == "dlpack" else to_host
+        times = [dict() for _ in jobs]
+
+        def run(j: int) -> dict:
+            _, sl, gpu = jobs[j]
+            return device_rows(host, sl, gpu, params, self.patch_shape, bs, export, times[j])
+
+        if len({g for _, _, g in jobs}) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(len(jobs), thread_name_prefix="nj-gpu")
+            parts = list(self._pool.map(run, range(len(jobs))))
+        else:
+            parts = [run(j) for j in range(len(jobs))]
+        for t in times:  # devices run side by side: a stage takes as long as its slowest device
+            for key, v in t.items():
+                timings[key] = max(timings.get(key, 0.0), v)
+        shape = (self.batch_size,)
+        if self.handover == "dlpack":
+            return {
+                k: jax.make_array_from_single_device_arrays((*shape, *parts[0][k].shape[1:]), sharding,
+                                                            [p[k] for p in parts])
+                for k in parts[0]
+            }
+        return {
+            k: jax.make_array_from_single_device_arrays(
+                (*shape, *parts[0][k].shape[1:]), sharding,
+                [jax.device_put(p[k], dev) for p, (dev, _, _) in zip(parts, jobs)],
+            )
+            for k in parts[0]
+        }
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
