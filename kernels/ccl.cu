@@ -47,18 +47,21 @@ __device__ __forceinline__ I find_root(I* parent, I x) {
 
 template <typename I>
 __device__ __forceinline__ void unite(I* parent, I a, I b) {
-  while (true) {
-    a = find_root(parent, a);
-    b = find_root(parent, b);
-    if (a == b) return;
+  a = find_root(parent, a);
+  b = find_root(parent, b);
+  while (a != b) {
     if (a < b) {
       I t = a;
       a = b;
       b = t;
     }
     // link the larger root a under the smaller root b, if a is still a root
-    I old = atomic_cas(&parent[a], a, b);
+    const I old = atomic_cas(&parent[a], a, b);
     if (old == a) return;
+    // a stopped being a root: continue from the parent the CAS returned (never re-read it
+    // with a plain load, which may still see the stale value)
+    a = find_root(parent, old);
+    b = find_root(parent, b);
   }
 }
 

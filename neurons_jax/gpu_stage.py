@@ -46,10 +46,12 @@ def choose(device: str, output: str) -> tuple[bool, str]:
     usable = gpu_available()
     if device == "gpu" and not usable:
         raise RuntimeError(f"device='gpu' but no usable CUDA GPU: {gpu_unavailable_reason()}")
+    if not usable:
+        return False, "host"
     if output != "jax":
-        return usable, "cupy"
+        return True, "cupy"
     if jax_on_gpu():
-        return usable, "dlpack"
+        return True, "dlpack"
     return device == "gpu", "host"
 
 

@@ -157,8 +157,7 @@ class ndarray:  # noqa: N801 - the CuPy name
         key, is_mask = unwrap_key(key, "__getitem__")
         res = self._a[key]
         if isinstance(res, np.ndarray) and _root(res) is _root(self._a) and not is_mask:
-            check_device(self, "__getitem__")
-            return ndarray._new(res, self._buf)  # a view: no work
+            return ndarray._new(res, self._buf)  # a view: metadata only, no work on any device
         if is_mask:
             sync("boolean-mask indexing")
         return op(lambda a: a[key], (self,), {}, "__getitem__ (gather)")
@@ -185,10 +184,11 @@ class ndarray:  # noqa: N801 - the CuPy name
 
         def method(*args, **kwargs):
             if name in VIEWS:
-                check_device(self, name)
                 res = getattr(self._a, name)(*args, **kwargs)
                 if isinstance(res, np.ndarray) and _root(res) is _root(self._a):
-                    return ndarray._new(res, self._buf)
+                    return ndarray._new(res, self._buf)  # metadata only
+                check_read(self, dv.get_current_stream(), name)  # a copy: device work
+                dv.counters.ops += 1
                 return wrap_new(res, dv.get_current_stream(), dv.get_current_stream().enqueue())
             return op(lambda a, *r, **k: getattr(a, name)(*r, **k), (self, *args), kwargs,
                       f"ndarray.{name}", syncs=name in SYNCING,
