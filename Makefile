@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean install
+.PHONY: demo test lint bench clean install gpu-check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_augment.py
 	$(PY) benchmarks/bench_blockwise.py
 	$(PY) benchmarks/bench_pipeline.py
+
+# On a machine with a GPU: gpu tests on real CuPy + every GPU benchmark row -> $(OUT)/gpu_check.{json,log}
+# (WHEELS=DIR installs benchmarks/gpu_wheels.txt without package access; DATA=DIR holds ../shared/data)
+gpu-check:
+	bash benchmarks/gpu_check.sh "$(OUT)" "$(WHEELS)" "$(DATA)"
 
 clean:
 	rm -rf $(VENV) demo_out build *.egg-info

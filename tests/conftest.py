@@ -29,6 +29,8 @@ def _real_cuda() -> bool:
 
 
 REAL_CUDA = _real_cuda()
+if os.environ.get("NJ_REQUIRE_CUDA") == "1" and not REAL_CUDA:
+    raise pytest.UsageError("NJ_REQUIRE_CUDA=1 (make gpu-check) but CuPy finds no CUDA device")
 if not REAL_CUDA and os.environ.get("NJ_CUDASIM") != "0":
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import cudasim
