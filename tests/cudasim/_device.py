@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from dataclasses import dataclass, field
 
 DEVICE_COUNT = int(os.environ.get("NJ_CUDASIM_DEVICES", "2"))
@@ -62,8 +63,6 @@ _tls = threading.local()
 class Stream:
     """A stream of one device. ``with stream:`` makes it the device's current stream."""
 
-    null: Stream  # set per device: see Device.null_stream
-
     def __init__(self, null: bool = False, non_blocking: bool = False, *, _device: int | None = None):
         self.device_id = current_device_id() if _device is None else _device
         self.seq = 0  # last enqueued work
@@ -71,6 +70,8 @@ class Stream:
         self.is_null = bool(null) and _device is not None
         self.non_blocking = non_blocking
         self._prev: list = []
+        if not self.is_null:
+            _STREAMS.add(self)
 
     def __repr__(self) -> str:
         return f"<cudasim Stream {'null' if self.is_null else hex(id(self))} of device {self.device_id}>"
@@ -220,19 +221,8 @@ class Device:
         return "90"
 
 
-_STREAMS: list = []
+_STREAMS: weakref.WeakSet = weakref.WeakSet()  # every live stream, for Device.synchronize
 
 
 def _all_streams(device_id: int) -> list:
-    return [s for s in _STREAMS if s.device_id == device_id]
-
-
-_orig_init = Stream.__init__
-
-
-def _tracked_init(self, *a, **k):
-    _orig_init(self, *a, **k)
-    _STREAMS.append(self)
-
-
-Stream.__init__ = _tracked_init  # every stream is known to Device.synchronize
+    return [s for s in list(_STREAMS) if s.device_id == device_id]
