@@ -59,6 +59,18 @@ class LabelRule:
     def classes_present(self) -> tuple[str, ...]:
         return tuple(sorted({UNION_CLASSES[c] for _, _, c in self.ranges}, key=class_index))
 
+    def union_class_of(self, native_id: int) -> int:
+        """The union class index the table gives a native id (0 outside every range)."""
+        for lo, hi, c in self.ranges:
+            if lo <= native_id <= hi:
+                return c
+        return 0
+
+    def instance_classes(self) -> tuple[int, int]:
+        """Union classes ``(interior, boundary)`` of a boundary-separated rule: the classes its
+        native ``interior`` and ``boundary`` ids map to (what the training stage separates)."""
+        return self.union_class_of(self.interior), self.union_class_of(self.boundary)
+
 
 _RULES: dict[str, LabelRule] = {}
 
