@@ -65,7 +65,7 @@ def finish_rows(src, patch, batch, repeats, cp) -> list[dict]:
 
     loader = Loader(src, patch, batch, seed=0, device="gpu", output="numpy")
     host = next(loader._make_iter())
-    bs = np.isin(host["dataset"], loader.boundary_ids)
+    bs = host["instance_classes"]
     dev = cp.cuda.Device()
     img, packed = cp.asarray(host["image"]), cp.asarray(host["packed"])
     t_gpu = timed(lambda: nj.stage.finish(img, packed, None, host["params"], patch, bs), repeats, dev.synchronize)

@@ -1,5 +1,8 @@
-"""The Loader's GPU stage: every local GPU finishes its own rows of a host batch, then hands
-them to JAX.
+"""The Loader's device stage: host batches -> finished, global batches.
+
+On the CPU the samples were finished in the Grain workers (``transforms.FinishOnHost``) and only
+become global ``jax.Array`` s here. On GPUs every local GPU finishes its own rows of the host
+batch (``GpuStage``), then hands them to JAX.
 
 Which stage runs (``choose``): ``device="auto"`` takes the GPU when CuPy can compile and run our
 kernels *and* JAX's local devices are GPUs (or the output is CuPy arrays); ``device="gpu"`` runs
@@ -12,8 +15,7 @@ data and JAX's stream waits for it (no host sync). With several GPUs one thread 
 uploads and launches, so no device waits for another's copies.
 
 Example (GPU only):
-    >>> stage = GpuStage(mesh, batch_size=8, patch_shape=(16, 64, 64), boundary_ids=[1],  # doctest: +SKIP
-    ...                  handover="dlpack")
+    >>> stage = GpuStage(mesh, batch_size=8, patch_shape=(16, 64, 64), handover="dlpack")  # doctest: +SKIP
     >>> batch = stage(host_batch, timings={})  # doctest: +SKIP
 """
 
@@ -55,8 +57,8 @@ def choose(device: str, output: str) -> tuple[bool, str]:
     return device == "gpu", "host"
 
 
-def device_rows(host: dict, rows: slice, gpu: int, params, patch_shape, boundary_separated,
-                export: Callable, timings: dict) -> dict:
+def device_rows(host: dict, rows: slice, gpu: int, params, patch_shape, export: Callable,
+                timings: dict) -> dict:
     """Finish ``host[...][rows]`` on CuPy device ``gpu``; ``export`` each output inside its context."""
     import cupy as cp
 
@@ -66,7 +68,7 @@ def device_rows(host: dict, rows: slice, gpu: int, params, patch_shape, boundary
         part = finish(
             cp.asarray(host["image"][rows]), cp.asarray(host["packed"][rows]),
             None if full else cp.asarray(mask), None if params is None else params[rows],
-            patch_shape, boundary_separated[rows], timings,
+            patch_shape, host["instance_classes"][rows], timings,
         )
         return {k: export(v) for k, v in part.items()}
 
@@ -78,10 +80,9 @@ def to_host(a) -> np.ndarray:
 class GpuStage:
     """Callable ``(host_batch, timings) -> batch`` for one Loader (see the module docstring)."""
 
-    def __init__(self, mesh, batch_size: int, patch_shape: Sequence[int], boundary_ids: Sequence[int],
-                 handover: str):
+    def __init__(self, mesh, batch_size: int, patch_shape: Sequence[int], handover: str):
         self.mesh, self.batch_size = mesh, int(batch_size)
-        self.patch_shape, self.boundary_ids = tuple(patch_shape), list(boundary_ids)
+        self.patch_shape = tuple(patch_shape)
         self.handover = handover
         self._pool: ThreadPoolExecutor | None = None
 
@@ -89,9 +90,8 @@ class GpuStage:
         import cupy as cp
 
         params = host.get("params")
-        bs = np.isin(host["dataset"], self.boundary_ids)
         if self.handover == "cupy":  # CuPy arrays on the current GPU
-            return device_rows(host, slice(None), cp.cuda.Device().id, params, self.patch_shape, bs,
+            return device_rows(host, slice(None), cp.cuda.Device().id, params, self.patch_shape,
                                lambda v: v, timings)
         import jax
         from jax.sharding import NamedSharding
@@ -112,7 +112,7 @@ class GpuStage:
 
         def run(j: int) -> dict:
             _, sl, gpu = jobs[j]
-            return device_rows(host, sl, gpu, params, self.patch_shape, bs, export, times[j])
+            return device_rows(host, sl, gpu, params, self.patch_shape, export, times[j])
 
         if len({g for _, _, g in jobs}) > 1:
             if self._pool is None:
@@ -142,3 +142,64 @@ class GpuStage:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+
+
+OUTPUTS = ("image", "semantic", "instance", "mask")
+META = ("dataset", "position", "volume")
+
+
+class DeviceStage:
+    """``(host_batch, timings) -> batch`` of a Loader: pads a short last batch (masked out),
+    finishes it on the GPUs or takes the host-finished arrays, and makes global arrays."""
+
+    def __init__(self, mesh, batch_size: int, local_batch: int, patch_shape: Sequence[int],
+                 device: str, output: str):
+        if output not in ("jax", "numpy"):
+            raise ValueError(f"output must be 'jax' or 'numpy'; got {output!r}")
+        self.on_gpu, self.handover = choose(device, output)
+        self.mesh, self.output, self.local_batch = mesh, output, int(local_batch)
+        self.gpu = (GpuStage(mesh, batch_size if output == "jax" else local_batch, patch_shape, self.handover)
+                    if self.on_gpu else None)
+
+    def __call__(self, host: dict, timings: dict) -> dict:
+        import time
+
+        if len(host["dataset"]) < self.local_batch:  # last eval batch: pad with masked-out copies
+            host = pad_batch(host, self.local_batch)
+        meta = {k: host[k].astype(np.int32) for k in META}
+        t0 = time.perf_counter()
+        if self.gpu is not None:
+            out = self.gpu(host, timings)
+            out.update(self.to_global(meta) if self.output == "jax" else meta)
+        else:
+            out = {**{k: host[k] for k in OUTPUTS}, **meta}
+            if self.output == "jax":
+                out = self.to_global(out)
+        timings["transfer"] = time.perf_counter() - t0 - timings.get("augment", 0) - timings.get("labels", 0)
+        return out
+
+    def to_global(self, batch: dict) -> dict:
+        import jax
+        from jax.sharding import NamedSharding
+        from jax.sharding import PartitionSpec as P
+
+        sharding = NamedSharding(self.mesh, P("data"))
+        return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in batch.items()}
+
+    def close(self) -> None:
+        if self.gpu is not None:
+            self.gpu.close()
+
+
+def pad_batch(host: dict, size: int) -> dict:
+    """A short batch padded to ``size`` rows with copies of row 0, masked out, dataset -1."""
+    n = len(host["dataset"])
+    idx = np.r_[np.arange(n), np.zeros(size - n, np.int64)]
+    out = {k: (v if k == "params" else np.asarray(v)[idx]) for k, v in host.items()}
+    if out.get("params") is not None:
+        out["params"] = [out["params"][i] for i in idx]
+    out["mask"] = out["mask"].copy()
+    out["mask"][n:] = 0
+    out["dataset"] = out["dataset"].copy()
+    out["dataset"][n:] = -1
+    return out

@@ -31,11 +31,34 @@ from typing import Any
 import grain
 import numpy as np
 
-from . import gpu_stage
+from . import device_stage
 from .datasets.base import Dataset
 from .rules import UNION_CLASSES, get_rule
 from .sampling import PatchSource
-from .stage import HostLabels, finish
+from .transforms import DrawParams, FinishOnHost, HostLabels, stack_batch
+
+
+def checked_sources(sources: Mapping[str, tuple[Dataset, float]], split: str):
+    """``(names, datasets, weights)`` of a Loader's ``sources``, each entry checked."""
+    if not sources:
+        raise ValueError("sources is empty: expected {name: (dataset, weight)}")
+    names, datasets, weights = list(sources), [], []
+    for name, entry in sources.items():
+        if not (isinstance(entry, tuple) and len(entry) == 2):
+            raise ValueError(f"sources[{name!r}] must be (dataset, weight); got {entry!r}")
+        ds, w = entry
+        try:
+            w = float(w)
+        except (TypeError, ValueError):
+            raise ValueError(f"sources[{name!r}]: weight must be a number; got {w!r}") from None
+        if not math.isfinite(w) or w <= 0:
+            raise ValueError(f"sources[{name!r}]: weight must be finite and > 0; got {w}")
+        if ds.split != split:
+            raise ValueError(f"sources[{name!r}]: dataset is split {ds.split!r}, loader split is {split!r}")
+        get_rule(ds.kind)
+        datasets.append(ds)
+        weights.append(w)
+    return names, datasets, weights
 
 
 def default_mesh():
@@ -44,54 +67,6 @@ def default_mesh():
     from jax.sharding import AxisType
 
     return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(AxisType.Auto,))
-
-
-class DrawParams:
-    """Grain random map: draws one sample's augmentation params from its per-element RNG."""
-
-    def __init__(self, cfg, patch_shape: Sequence[int], voxel_sizes: Sequence[Sequence[Sequence[float]]]):
-        self.cfg, self.patch_shape = cfg, tuple(patch_shape)
-        self.voxel_sizes = [[tuple(v) for v in per_volume] for per_volume in voxel_sizes]
-
-    def __call__(self, element: dict, rng: np.random.Generator) -> dict:
-        from . import augment
-
-        # voxel size of the sample's own volume (a MitoEM2 dataset mixes 16^3 and 30x8x8 nm)
-        vs = self.voxel_sizes[int(element["dataset"])][int(element["volume"])]
-        element["params"] = augment.draw(self.cfg, rng, self.patch_shape, vs)
-        return element
-
-
-class FinishOnHost:
-    """Grain map running the whole device stage per sample on the CPU (inside the workers)."""
-
-    def __init__(self, patch_shape: Sequence[int], boundary_ids: Sequence[int]):
-        self.patch_shape = tuple(patch_shape)
-        self.boundary_ids = set(boundary_ids)
-
-    def __call__(self, element: dict) -> dict:
-        t0 = time.perf_counter()
-        p = element.pop("params", None)
-        out = finish(
-            element.pop("image")[None],
-            element.pop("packed")[None],
-            element.pop("mask")[None],
-            None if p is None else [p],
-            self.patch_shape,
-            [int(element["dataset"]) in self.boundary_ids],
-        )
-        element.update({k: v[0] for k, v in out.items()})
-        element["host_s"] = np.float64(time.perf_counter() - t0)
-        return element
-
-
-def stack_batch(elements: Sequence[dict]) -> dict:
-    """Grain batch_fn: stack arrays, keep augmentation params as a list."""
-    out: dict[str, Any] = {}
-    for k in elements[0]:
-        vals = [e[k] for e in elements]
-        out[k] = vals if k == "params" else np.stack([np.asarray(v) for v in vals])
-    return out
 
 
 class Loader:
@@ -116,7 +91,7 @@ class Loader:
         pad: allow patches larger than a volume (padding is masked out).
         device: "auto" (the GPU stage where our kernels run and JAX's devices are GPUs), "cpu",
             or "gpu" (the kernels run even under a CPU-only JAX; batches then reach JAX through
-            host memory). See ``neurons_jax.gpu_stage``.
+            host memory). See ``neurons_jax.device_stage``.
         output: "jax" (global ``jax.Array`` batches) or "numpy" (host arrays, no JAX).
     """
 
@@ -139,25 +114,7 @@ class Loader:
         worker_buffer_size: int = 2,
         read_threads: int | None = None,
     ):
-        self.names = list(sources)
-        if not self.names:
-            raise ValueError("sources is empty: expected {name: (dataset, weight)}")
-        self.datasets, self.weights = [], []
-        for name, entry in sources.items():
-            if not (isinstance(entry, tuple) and len(entry) == 2):
-                raise ValueError(f"sources[{name!r}] must be (dataset, weight); got {entry!r}")
-            ds, w = entry
-            try:
-                w = float(w)
-            except (TypeError, ValueError):
-                raise ValueError(f"sources[{name!r}]: weight must be a number; got {w!r}") from None
-            if not math.isfinite(w) or w <= 0:
-                raise ValueError(f"sources[{name!r}]: weight must be finite and > 0; got {w}")
-            if ds.split != split:
-                raise ValueError(f"sources[{name!r}]: dataset is split {ds.split!r}, loader split is {split!r}")
-            get_rule(ds.kind)
-            self.datasets.append(ds)
-            self.weights.append(w)
+        self.names, self.datasets, self.weights = checked_sources(sources, split)
         unknown = [c for c in ignore_classes if c not in UNION_CLASSES]
         if unknown:
             raise ValueError(f"ignore_classes: unknown class(es) {unknown}; expected names from {UNION_CLASSES}")
@@ -179,7 +136,6 @@ class Loader:
         self.augment_cfg = augment if self.train else None
         if output not in ("jax", "numpy"):
             raise ValueError(f"output must be 'jax' or 'numpy'; got {output!r}")
-        self.on_gpu, self.handover = gpu_stage.choose(device, output)
 
         self.mesh = None
         self.process_index, self.process_count = 0, 1
@@ -213,11 +169,10 @@ class Loader:
             )
             for i, (name, ds) in enumerate(zip(self.names, self.datasets))
         ]
-        self.boundary_ids = [i for i, ds in enumerate(self.datasets) if ds.rule.instances == "boundary_separated"]
+        self._stage = device_stage.DeviceStage(self.mesh, self.batch_size, self.local_batch, self.patch_shape,
+                                               device, output)
+        self.on_gpu, self.handover = self._stage.on_gpu, self._stage.handover
         self._dataset = self._build()
-        self._gpu = (gpu_stage.GpuStage(self.mesh, self.batch_size if output == "jax" else self.local_batch,
-                                        self.patch_shape, self.boundary_ids, self.handover)
-                     if self.on_gpu else None)
         self._iter = None
         self._timings: dict[str, list[float]] = {}
 
@@ -234,18 +189,21 @@ class Loader:
         return [[tuple(p.image.voxel_size) for p in ds.pairs] for ds in self.datasets]
 
     def _build(self) -> grain.MapDataset:
-        parts = [grain.MapDataset.source(s) for s in self.sources]
+        # per dataset: its own rule and voxel sizes travel with its elements
+        parts = [
+            grain.MapDataset.source(src).map(HostLabels(ds.rule, self.ignore_classes, vs))
+            for src, ds, vs in zip(self.sources, self.datasets, self._voxel_sizes())
+        ]
         if self.train:
             ds = grain.MapDataset.mix(parts, self.weights)
         else:
             ds = grain.MapDataset.concatenate(parts) if len(parts) > 1 else parts[0]
         # shard by process: disjoint and complete (element k goes to process k % count)
         ds = ds[self.process_index :: self.process_count]
-        ds = ds.map(HostLabels([d.kind for d in self.datasets], self.ignore_classes))
         if self.augment_cfg is not None:
-            ds = ds.seed(self.seed).random_map(DrawParams(self.augment_cfg, self.patch_shape, self._voxel_sizes()))
+            ds = ds.seed(self.seed).random_map(DrawParams(self.augment_cfg, self.patch_shape))
         if not self.on_gpu:
-            ds = ds.map(FinishOnHost(self.patch_shape, self.boundary_ids))
+            ds = ds.map(FinishOnHost(self.patch_shape))
         return ds.batch(self.local_batch, drop_remainder=self.train, batch_fn=stack_batch)
 
     def __len__(self) -> int:
@@ -277,41 +235,13 @@ class Loader:
         host = next(self._iter)
         t1 = time.perf_counter()
         timings: dict[str, float] = {"wait": t1 - t0}
-        batch = self._device_stage(host, timings)
+        batch = self._stage(host, timings)
         timings["read"] = float(np.sum(host["read_s"]))
         if "host_s" in host:
             timings["host_stage"] = float(np.sum(host["host_s"]))
         for k, v in timings.items():
             self._timings.setdefault(k, []).append(v)
         return batch
-
-    def _device_stage(self, host: dict, timings: dict) -> dict:
-        n = len(host["dataset"])
-        if n < self.local_batch:  # last eval batch: pad with masked-out copies
-            host = _pad_batch(host, self.local_batch)
-        meta = {
-            "dataset": host["dataset"].astype(np.int32),
-            "position": host["position"].astype(np.int32),
-            "volume": host["volume"].astype(np.int32),
-        }
-        t0 = time.perf_counter()
-        if self.on_gpu:
-            out = self._gpu(host, timings)
-            out.update(self._to_global(meta) if self.output == "jax" else meta)
-        else:
-            out = {**{k: host[k] for k in ("image", "semantic", "instance", "mask")}, **meta}
-            if self.output == "jax":
-                out = self._to_global(out)
-        timings["transfer"] = time.perf_counter() - t0 - timings.get("augment", 0) - timings.get("labels", 0)
-        return out
-
-    def _to_global(self, batch: dict) -> dict:
-        import jax
-        from jax.sharding import NamedSharding
-        from jax.sharding import PartitionSpec as P
-
-        sharding = NamedSharding(self.mesh, P("data"))
-        return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in batch.items()}
 
     # ------------------------------------------------------------------ state & stats
     def get_state(self) -> dict:
@@ -346,8 +276,7 @@ class Loader:
         return "\n".join(rows)
 
     def close(self) -> None:
-        if self._gpu is not None:
-            self._gpu.close()
+        self._stage.close()
         it, self._iter = self._iter, None
         if it is not None and hasattr(it, "close"):
             it.close()
@@ -357,17 +286,6 @@ class Loader:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def _pad_batch(host: dict, size: int) -> dict:
-    n = len(host["dataset"])
-    idx = np.r_[np.arange(n), np.zeros(size - n, np.int64)]
-    out = {k: (v if k == "params" else np.asarray(v)[idx]) for k, v in host.items()}
-    out["mask"] = out["mask"].copy()
-    out["mask"][n:] = 0
-    out["dataset"] = out["dataset"].copy()
-    out["dataset"][n:] = -1
-    return out
 
 
 def _absl_parsed() -> None:

@@ -1,16 +1,13 @@
 """The label and augmentation stage: raw context regions + params -> training arrays.
 
-Two halves, both pure functions of their inputs:
-
-* ``HostLabels`` (in Grain workers, NumPy): native labels -> union classes (``union_semantic``
-  with the dataset's rule) and compact instance sources (``renumber``), packed into one uint32
-  label ``(instance << 3) | semantic`` so a single nearest-neighbour warp moves both. Union
-  mapping is pointwise and the warp samples labels by nearest neighbour, so mapping before the
-  warp equals mapping after it, and every batch has one label dtype whatever the datasets.
+* ``pack_labels`` / ``unpack_labels``: one uint32 label ``(instance << 3) | semantic``, made on
+  the host (``neurons_jax.transforms.HostLabels``) so a single nearest-neighbour warp moves both.
+  Union mapping is pointwise and the warp samples labels by nearest neighbour, so mapping before
+  the warp equals mapping after it, and every batch has one label dtype whatever the datasets.
 * ``finish`` (CuPy on a GPU, NumPy on the CPU, chosen by the array type): augmentation
   (``nj.augment.apply_batch``) -> crop to the patch -> unpack semantic -> instances
-  (``relabel_after_crop`` for id-labelled data, ``boundary_separated_instances`` for MitoEM2's
-  3-class labels).
+  (``relabel_after_crop`` for id-labelled data, ``boundary_separated_instances`` with each
+  sample's own rule classes for boundary-separated data such as MitoEM2).
 
 Example:
     >>> import numpy as np
@@ -27,7 +24,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from .ops._backend import array_module
-from .rules import class_index, get_rule
 
 SEM_BITS = 3
 MAX_INSTANCES = 2 ** (32 - SEM_BITS) - 1
@@ -46,47 +42,6 @@ def unpack_labels(packed):
     """Inverse of ``pack_labels``: (semantic uint8, instance uint32)."""
     xp = array_module(packed)
     return (packed & ((1 << SEM_BITS) - 1)).astype(xp.uint8), packed >> SEM_BITS
-
-
-class HostLabels:
-    """Grain map: adds ``packed`` labels to a raw element and drops the native ones."""
-
-    def __init__(self, kinds: Sequence[str], ignore_classes: Sequence[str] = ()):
-        self.kinds = tuple(kinds)
-        self.ignore_classes = tuple(ignore_classes)
-        for c in self.ignore_classes:
-            class_index(c)
-
-    def __call__(self, element: dict) -> dict:
-        from .ops import renumber, union_semantic
-
-        kind = self.kinds[int(element["dataset"])]
-        rule = get_rule(kind)
-        label = element.pop("label")
-        semantic = union_semantic(label, kind, ignore_classes=self.ignore_classes)
-        if rule.instances == "ids":
-            # ids that fit beside the 3 class bits are packed as they are; larger ones (MICrONS
-            # uint64) are renumbered within the patch first
-            every_id_kept = _keeps_every_id(rule, self.ignore_classes)
-            inst = label if every_id_kept else np.where(semantic != 0, label, 0)
-            if int(inst.max(initial=0)) > MAX_INSTANCES:
-                inst, _ = renumber(inst)
-                if int(inst.max(initial=0)) > MAX_INSTANCES:
-                    raise ValueError(f"{kind}: more than {MAX_INSTANCES} instances in one patch")
-        else:  # boundary-separated or none: instances are made after the warp, from semantic
-            inst = np.zeros(label.shape, np.uint32)
-        element["packed"] = pack_labels(semantic, inst)
-        return element
-
-
-def _keeps_every_id(rule, ignore_classes) -> bool:
-    """True when every non-zero id maps to a kept class (semantic == 0 exactly where id == 0)."""
-    ignored = {class_index(c) for c in ignore_classes} | {0}
-    ranges = rule.ranges
-    if not ranges or ranges[0][0] != 1 or ranges[-1][1] < 2**64 - 1:
-        return False
-    contiguous = all(hi + 1 == lo for (_, hi, _), (lo, _, _) in zip(ranges, ranges[1:]))
-    return contiguous and not any(c in ignored for _, _, c in ranges)
 
 
 def to_float_image(image, xp=None):
@@ -112,15 +67,16 @@ def finish(
     masks,
     params: Sequence | None,
     patch_shape: Sequence[int],
-    boundary_separated,
+    instance_classes,
     timings: dict | None = None,
 ) -> dict:
     """Augment, crop and relabel a batch on its array module.
 
     ``images``/``packed``/``masks`` are (B, *context) arrays (``masks`` None: every voxel is
     valid); ``params`` one AugmentParams per
-    sample (or None for no augmentation); ``boundary_separated`` a (B,) bool array saying which
-    samples take instances from boundary separation. Returns image (B, Z, Y, X, 1) float32,
+    sample (or None for no augmentation); ``instance_classes`` a (B, 2) host array of the union
+    classes (interior, boundary) each sample's instances are separated by, (0, 0) for samples
+    whose instances are their (cropped) ids. Returns image (B, Z, Y, X, 1) float32,
     semantic uint8, instance uint32, mask uint8. On a GPU the whole stage waits for the device
     at most once (the growth of boundary-separated instances looks at its "changed" flag once
     per ``instances.ROUND`` steps) when ``masks`` is None or all ones are known on the host.
@@ -162,10 +118,9 @@ def finish(
     t1 = time.perf_counter()
     semantic, inst_src = unpack_labels(out_lab)
     instance = component_ids(inst_src)  # relabel_after_crop: pieces cut apart by the crop split
-    bs = np.flatnonzero(np.asarray(boundary_separated))
-    if len(bs):
-        interior, boundary = class_index("mitochondria"), class_index("mito_boundary")
-        sel = xp.asarray(bs)
+    classes = np.asarray(instance_classes, np.int64).reshape(B, 2)
+    for interior, boundary in {tuple(c) for c in classes.tolist() if c != [0, 0]}:  # rules, not labels
+        sel = xp.asarray(np.flatnonzero((classes[:, 0] == interior) & (classes[:, 1] == boundary)))
         instance[sel] = instance_ids(semantic[sel], interior=interior, boundary=boundary)
     if timings is not None:
         timings["augment"] = timings.get("augment", 0.0) + t1 - t0

@@ -1,4 +1,4 @@
-"""The Loader's GPU stage (``neurons_jax.gpu_stage``): the choice of stage, the DLPack hand-over
+"""The Loader's GPU stage (``neurons_jax.device_stage``): the choice of stage, the DLPack hand-over
 per device, ops on their input's device, the sync budget of ``finish``, and 2 GPUs against the
 CPU stage. Each defect test failed before its fix."""
 
@@ -16,7 +16,7 @@ import pytest
 import synth
 
 import neurons_jax as nj
-from neurons_jax import gpu_stage
+from neurons_jax import device_stage
 from neurons_jax.ops import _backend, _kernels
 from neurons_jax.pipeline import Loader
 
@@ -42,16 +42,16 @@ def _host_batch(two, n=4):
 
 
 def test_auto_with_a_cpu_only_jax_stays_on_the_cpu(cp):
-    assert not gpu_stage.jax_on_gpu()  # CI's JAX (and the stand-in's machine) has CPU devices
-    assert gpu_stage.choose("auto", "jax") == (False, "host")
-    assert gpu_stage.choose("gpu", "jax") == (True, "host")  # kernels run, batch goes through host memory
-    assert gpu_stage.choose("auto", "numpy") == (True, "cupy")
-    assert gpu_stage.choose("cpu", "jax") == (False, "host")
+    assert not device_stage.jax_on_gpu()  # CI's JAX (and the stand-in's machine) has CPU devices
+    assert device_stage.choose("auto", "jax") == (False, "host")
+    assert device_stage.choose("gpu", "jax") == (True, "host")  # kernels run, batch goes through host memory
+    assert device_stage.choose("auto", "numpy") == (True, "cupy")
+    assert device_stage.choose("cpu", "jax") == (False, "host")
 
 
 def test_auto_with_jax_on_gpus_hands_over_by_dlpack(cp, monkeypatch):
-    monkeypatch.setattr(gpu_stage, "jax_on_gpu", lambda: True)
-    assert gpu_stage.choose("auto", "jax") == (True, "dlpack")
+    monkeypatch.setattr(device_stage, "jax_on_gpu", lambda: True)
+    assert device_stage.choose("auto", "jax") == (True, "dlpack")
 
 
 def test_a_cupy_that_cannot_compile_is_no_gpu(cp, monkeypatch):
@@ -62,10 +62,10 @@ def test_a_cupy_that_cannot_compile_is_no_gpu(cp, monkeypatch):
     monkeypatch.setattr(_backend, "_PROBE", None)
     assert not _backend.gpu_available()
     assert "cannot compile or run a kernel" in _backend.gpu_unavailable_reason()
-    monkeypatch.setattr(gpu_stage, "jax_on_gpu", lambda: True)
-    assert gpu_stage.choose("auto", "jax") == (False, "host")
+    monkeypatch.setattr(device_stage, "jax_on_gpu", lambda: True)
+    assert device_stage.choose("auto", "jax") == (False, "host")
     with pytest.raises(RuntimeError, match="device='gpu' but no usable CUDA GPU: CuPy cannot compile"):
-        gpu_stage.choose("gpu", "jax")
+        device_stage.choose("gpu", "jax")
 
 
 def test_ops_run_on_their_inputs_device(cp, monkeypatch):
@@ -92,9 +92,9 @@ def test_dlpack_export_happens_on_the_device_that_wrote(cp, two):
     if not getattr(cp, "IS_CUDASIM", False):
         pytest.skip("the consumer below is the stand-in's model of JAX's from_dlpack")
     host, loader = _host_batch(two)
-    bs = np.isin(host["dataset"], loader.boundary_ids)
+    bs = host["instance_classes"]
     for gpu in (0, 1):
-        out = gpu_stage.device_rows(host, slice(0, 2), gpu, host["params"], PATCH, bs, cp.consume_dlpack, {})
+        out = device_stage.device_rows(host, slice(0, 2), gpu, host["params"], PATCH, cp.consume_dlpack, {})
         assert set(out) == {"image", "semantic", "instance", "mask"}
     # the defect: outputs of GPU 1 exported after leaving its context (device 0 current)
     with cp.cuda.Device(1):
@@ -107,8 +107,8 @@ def test_dlpack_export_happens_on_the_device_that_wrote(cp, two):
 
 def test_finish_waits_for_the_device_at_most_once_per_batch(cp, two, gpu_counters):
     host, loader = _host_batch(two, n=6)
-    bs = np.isin(host["dataset"], loader.boundary_ids)
-    assert bs.any() and not bs.all()
+    bs = host["instance_classes"]
+    assert bs.any() and not bs.all(1).all()
     with cp.cuda.Device(0):
         img, packed = cp.asarray(host["image"]), cp.asarray(host["packed"])
         gpu_counters.reset()
