@@ -14,8 +14,11 @@
 //
 // fpar (B, 12): affine row-major (9), unused (3).
 // ipar (B, 8): perm (3), flip (3), planar, flags (1: elastic grid, 2: misalignment).
-// TI: unsigned char (/255), unsigned short (/65535) or float image; TL, TM: unsigned label and
-// mask types (a dummy 1-element array when absent: has_* = 0).
+// TI: the image type, read as float(v) / float(max of the type), the scaling of
+// neurons_jax/stage.py to_float_image: unsigned char (/255), unsigned short (/65535), unsigned int
+// (/4294967296.0f, float32 of 2**32 - 1), signed char (/127), short (/32767), int
+// (/2147483648.0f, float32 of 2**31 - 1); float as given. TL, TM: unsigned label and mask types
+// (a dummy 1-element array when absent: has_* = 0).
 
 #define NJ_MUL(a, b) __fmul_rn((a), (b))
 #define NJ_ADD(a, b) __fadd_rn((a), (b))
@@ -37,6 +40,26 @@ __device__ __forceinline__ float nj_load<unsigned char>(const unsigned char* p, 
 template <>
 __device__ __forceinline__ float nj_load<unsigned short>(const unsigned short* p, long long i) {
   return (float)p[i] / 65535.0f;
+}
+
+template <>
+__device__ __forceinline__ float nj_load<unsigned int>(const unsigned int* p, long long i) {
+  return (float)p[i] / 4294967296.0f;  // (float)4294967295: rounds to 2**32, as NumPy's float32
+}
+
+template <>
+__device__ __forceinline__ float nj_load<signed char>(const signed char* p, long long i) {
+  return (float)p[i] / 127.0f;
+}
+
+template <>
+__device__ __forceinline__ float nj_load<short>(const short* p, long long i) {
+  return (float)p[i] / 32767.0f;
+}
+
+template <>
+__device__ __forceinline__ float nj_load<int>(const int* p, long long i) {
+  return (float)p[i] / 2147483648.0f;  // (float)2147483647: rounds to 2**31, as NumPy's float32
 }
 
 __device__ __forceinline__ int nj_clamp(int v, int hi) { return v < 0 ? 0 : (v > hi ? hi : v); }

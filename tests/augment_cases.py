@@ -1,58 +1,68 @@
-"""Augmentation parity cases shared by the CPU and GPU tests: every transform alone and full random
-configs, anisotropic (planar) and isotropic cubes, several dtypes; and the comparison rule
-(labels and masks bitwise, images within 1e-5)."""
+"""Augmentation parity cases shared by the CPU and GPU tests: every op of ``augment.table`` alone
+(its ``solo_cases``) and full random configs, anisotropic (planar) and isotropic cubes, every
+image dtype; and the comparison rule (labels and masks bitwise, images within 1e-5)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-SINGLE = (
-    "flip_prob", "rot90_prob", "transpose_xy_prob", "transpose_z_prob", "rotate_prob", "rotate_3d_prob",
-    "scale_prob", "elastic_prob", "misalign_prob", "missing_section_prob", "low_contrast_prob", "line_prob",
-    "charging_prob", "motion_blur_prob", "missing_part_prob", "contrast_prob", "brightness_prob",
-    "gamma_prob", "section_intensity_prob", "blur_prob", "noise_prob",
-)
-IMAGE_DTYPES = (np.uint8, np.float32, np.uint16)
+# every image dtype the readers accept (datasets._common.IMAGE_DTYPES), signed ones over their full range
+IMAGE_DTYPES = (np.uint8, np.float32, np.uint16, np.int16, np.int8, np.uint32, np.int32, np.float64)
 LABEL_DTYPES = (np.uint64, np.uint32, np.uint16, np.uint8, np.int32, np.int64)
 
 
-def _config(field: str | None):
-    from neurons_jax.augment import AugmentConfig
+def everything():
+    """A config where every op of the table fires with probability 0.5 (``solo`` extras kept)."""
+    from neurons_jax.augment import AugmentConfig, table
 
-    if field is None:  # everything at 0.5
-        return AugmentConfig(
-            rotate_3d_prob=0.5, missing_section_prob=0.5, low_contrast_prob=0.5, line_prob=0.5,
-            charging_prob=0.5, motion_blur_prob=0.5, missing_part_prob=0.5, blur_prob=0.5,
-            misalign_prob=0.5,
-        )
-    if field == "flip_prob":
-        return AugmentConfig.off(flip_prob=(1.0, 1.0, 1.0))
-    return AugmentConfig.off(**{field: 1.0})
+    over = {}
+    for _, case in table.solo_cases():
+        for k, v in case.items():
+            over[k] = tuple(0.5 for _ in v) if isinstance(v, tuple) else (0.5 if v == 1.0 else v)
+    return AugmentConfig(**over)
 
 
-def parity_cases():
-    """``(name, params_list, images, labels, masks)``: each transform alone and full random configs,
-    anisotropic (planar) and isotropic cubes (z transposes, 3D path), several dtypes."""
+def single_cases(ops=None):
+    """``(case name, config)`` of every op of ``augment.table`` firing alone (``ops``: names to keep)."""
+    from neurons_jax.augment import AugmentConfig, table
+
+    keep = {op.name for op in table.ops() if ops is None or op.name in ops}
+    out = []
+    for op in table.ops():
+        if op.name in keep:
+            out += [(next(iter(c)), AugmentConfig.off(**c)) for c in op.solo_cases()]
+    return out
+
+
+def random_image(rng, dtype, shape):
+    dt = np.dtype(dtype)
+    if dt.kind == "f":
+        return rng.random(shape).astype(dt)
+    info = np.iinfo(dt)
+    return rng.integers(info.min, info.max, shape, dtype=dt, endpoint=True)
+
+
+def parity_cases(ops=None):
+    """``(name, params_list, images, labels, masks)``: each op of the table alone and full random
+    configs, anisotropic (planar) and isotropic cubes (z transposes, 3D path), every image dtype.
+
+    ``ops``: only the single cases of these op names (the full random configs always come)."""
     from neurons_jax import augment
 
-    fields = [*SINGLE, None, None, None]
+    cases = [*single_cases(ops), *[("all", everything())] * 3]
     n = 0
     for vs, patch in (((40, 4, 4), (5, 36, 36)), ((10, 10, 10), (12, 12, 12)), ((30, 6, 6), (1, 33, 29))):
-        for field in fields:
+        for name, cfg in cases:
             rng = np.random.default_rng(n)
-            cfg = _config(field)
             params = [augment.draw(cfg, rng, patch, vs) for _ in range(3)]
             ctx = params[0].context_shape
-            idt, ldt = IMAGE_DTYPES[n % 3], LABEL_DTYPES[n % 6]
-            if idt == np.float32:
-                img = rng.random((3, *ctx), dtype=np.float32)
-            else:
-                img = rng.integers(0, np.iinfo(idt).max, (3, *ctx), dtype=idt)
+            idt, ldt = IMAGE_DTYPES[n % len(IMAGE_DTYPES)], LABEL_DTYPES[n % len(LABEL_DTYPES)]
+            img = random_image(rng, idt, (3, *ctx))
             top = np.iinfo(ldt).max
             ids = np.array([0, 1, 2, 3, top // 2, top - 1], dtype=ldt)
             lab = ids[rng.integers(0, len(ids), (3, *ctx))]
             mask = rng.random((3, *ctx)) < 0.5
-            yield f"{field or 'all'}-{vs[0]}nm-{patch}", params, img, lab, mask
+            yield f"{name}-{vs[0]}nm-{patch}-{np.dtype(idt).name}", params, img, lab, mask
             n += 1
 
 

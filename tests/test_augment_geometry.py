@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from augment_cases import border_params
+from augment_cases import border_params, random_image
 
 from neurons_jax import augment
 from neurons_jax.augment import AugmentConfig, draw, geometry, grid
 from neurons_jax.augment.params import identity
+from neurons_jax.datasets import _common
 from neurons_jax.ops._backend import to_numpy
+from neurons_jax.stage import to_float_image
 
 GEOMETRY = AugmentConfig.off(
     flip_prob=(0.5, 0.5, 0.5), rot90_prob=0.5, transpose_xy_prob=0.5, transpose_z_prob=0.5,
@@ -207,3 +209,34 @@ def test_wrong_context_shape_is_an_error(xp):
         augment.apply(p, None, None, xp.zeros((4, 32, 32), np.uint8))
     with pytest.raises(TypeError, match="label"):
         augment.apply(p, None, np.zeros(p.context_shape, np.float32))
+
+
+# every image dtype the readers accept, plus what stage.to_float_image also takes
+IMAGE_DTYPES = (*_common.IMAGE_DTYPES, "int64", "uint64", "float16", "bool")
+
+
+@pytest.mark.parametrize("dtype", IMAGE_DTYPES)
+def test_every_image_dtype_is_scaled_like_the_unaugmented_path(xp, dtype):
+    """int16 etc. passed the readers and the unaugmented path but failed at the first augmented batch."""
+    rng = np.random.default_rng(0)
+    if dtype == "bool":
+        img = rng.random((4, 20, 20)) < 0.5
+    else:
+        img = random_image(rng, dtype, (4, 20, 20))
+    # a zero-displacement warp is the crop, scaled exactly as stage.to_float_image scales it
+    out = to_numpy(augment.apply(identity((2, 10, 10), (4, 20, 20)), xp.asarray(img))[0])
+    crop = img[1:3, 5:15, 5:15]
+    assert out.dtype == np.float32 and np.array_equal(out, to_float_image(crop)), dtype
+    # and the whole default augmentation runs on a batch of it
+    params = [draw(AugmentConfig(), rng, (4, 24, 24), (40, 4, 4)) for _ in range(3)]
+    batch = random_image(rng, "uint8" if dtype == "bool" else dtype, (3, *params[0].context_shape))
+    if dtype == "bool":
+        batch = batch > 127
+    got = to_numpy(augment.apply_batch(params, xp.asarray(batch))[0])
+    assert got.shape == (3, 4, 24, 24) and got.dtype == np.float32 and np.isfinite(got).all()
+
+
+def test_unsupported_image_dtype_is_an_error(xp):
+    p = identity((2, 4, 4))
+    with pytest.raises(TypeError, match=r"image.*expected an integer, float or bool dtype, got complex64"):
+        augment.apply(p, xp.zeros((2, 4, 4), np.complex64))

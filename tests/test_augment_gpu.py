@@ -6,9 +6,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from augment_cases import assert_parity, border_params, parity_cases
+from augment_cases import (
+    IMAGE_DTYPES,
+    assert_parity,
+    border_params,
+    everything,
+    parity_cases,
+    random_image,
+)
 
 from neurons_jax import augment
+from neurons_jax.augment import table
 
 pytestmark = pytest.mark.gpu
 
@@ -19,14 +27,35 @@ def cp():
 
 
 def test_apply_batch_matches_numpy_for_every_transform(cp):
-    count = 0
+    count, names, dtypes = 0, set(), set()
     for name, params, img, lab, mask in parity_cases():
         ref = augment.apply_batch(params, img, lab, mask)
         got = augment.apply_batch(params, cp.asarray(img), cp.asarray(lab), cp.asarray(mask))
         assert all(isinstance(g, cp.ndarray) for g in got), name
         assert_parity(ref, tuple(g.get() for g in got), name)
         count += 1
+        names.add(name.split("-")[0])
+        dtypes.add(img.dtype)
     assert count >= 60
+    # every op of the table fired alone, every image dtype came
+    assert names == {n for n, _ in table.solo_cases()} | {"all"}
+    assert dtypes == {np.dtype(d) for d in IMAGE_DTYPES}
+
+
+@pytest.mark.parametrize("dtype", [np.dtype(d).name for d in IMAGE_DTYPES] + ["int64", "uint64", "bool"])
+def test_every_image_dtype_matches_numpy(cp, dtype):
+    """int16 and the other reader dtypes: the warp kernel reads them with to_float_image's scaling."""
+    rng = np.random.default_rng(9)
+    cfg = everything()
+    for vs, patch in (((40, 4, 4), (4, 24, 24)), ((10, 10, 10), (10, 10, 10))):
+        params = [augment.draw(cfg, rng, patch, vs) for _ in range(3)]
+        shape = (3, *params[0].context_shape)
+        img = rng.random(shape) < 0.5 if dtype == "bool" else random_image(rng, dtype, shape)
+        lab = rng.integers(0, 9, shape, dtype=np.uint32)
+        mask = rng.random(shape) < 0.5
+        ref = augment.apply_batch(params, img, lab, mask)
+        got = augment.apply_batch(params, cp.asarray(img), cp.asarray(lab), cp.asarray(mask))
+        assert_parity(ref, tuple(g.get() for g in got), f"{dtype}-{vs}")
 
 
 def test_apply_single_sample_matches_numpy(cp):

@@ -3,7 +3,9 @@
 Parameters are drawn on the host (``draw``); applying them is a pure function of (context
 patch, params) on NumPy or CuPy arrays. The sampler reads ``context_shape(cfg, patch, voxel)``
 (the patch plus the margin the warp needs, fixed for a config), ``apply`` returns exactly
-``patch_shape``: image float32 (uint8 / 255), labels and masks with their dtype and values.
+``patch_shape``: image float32 (integers / ``np.iinfo(dtype).max`` as ``stage.to_float_image``:
+uint8 / 255, int16 / 32767, ...; floats cast), labels and masks with their dtype and values.
+Every transform is one entry of ``augment.table`` (``table.register`` adds one).
 
 Example:
     >>> import numpy as np
@@ -18,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+from . import table
 from .apply import apply, apply_batch
 from .config import AugmentConfig, context_shape, is_isotropic, margins
 from .params import AugmentParams, draw, identity
@@ -32,4 +35,5 @@ __all__ = [
     "identity",
     "is_isotropic",
     "margins",
+    "table",
 ]

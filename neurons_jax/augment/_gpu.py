@@ -1,11 +1,17 @@
-"""CuPy backend of ``apply_batch``: params packed into small arrays, one launch per operation.
+"""CuPy backend of ``apply_batch``: the GPU entries of ``augment.table``'s built-in transforms.
 
-``pack_warp`` / ``pack_image`` turn a list of params into a few host arrays (NumPy, uploaded
-in one go); ``run_batch`` launches ``kernels/augment_warp.cu`` once for image + labels + mask of
-the whole batch, then ``augment_image.cu`` once per image operation that any sample uses.
-``run_batch`` only needs an array module and a ``kernel(file, expression) -> run(n, args)``
+``run_batch`` runs the table on a batch: the warp entry (``warp_batch``: ``kernels/augment_warp.cu``
+once for image + labels + mask of the whole batch), then the GPU entry of every image transform
+that at least one sample uses (``pointwise_batch``, ``motion_batch``, ``blur_batch``,
+``noise_batch``: one ``augment_image.cu`` launch each, blur two). Each entry packs its params into
+small host arrays (``pack_warp``, ``pack_pointwise``, ...) uploaded in one go, and gets a
+``GpuBatch``: the params, an array module and a ``kernel(file, expression) -> run(n, args)``
 factory, so the same code runs on CuPy (``apply_batch``) and on a host build of the kernels in
-the tests.
+the tests. An entry must leave the samples it does not apply to unchanged.
+
+Images of every dtype ``stage.to_float_image`` takes are read with its scaling (integers divided
+by ``np.iinfo(dtype).max``, floats cast): ``IMAGE_CTYPES`` are read by the warp kernel directly,
+64-bit integers, other floats and bool are converted on the device first.
 
 Example (GPU only):
     >>> import cupy as cp                                        # doctest: +SKIP
@@ -15,6 +21,8 @@ Example (GPU only):
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +31,29 @@ from . import defects, grid, intensity
 F32, I32 = np.float32, np.int32
 WARP, IMAGE = "augment_warp.cu", "augment_image.cu"
 _CTYPES = {1: "unsigned char", 2: "unsigned short", 4: "unsigned int", 8: "unsigned long long"}
+# image dtypes the warp kernel reads itself (TI of augment_warp<TI, TL, TM>), with their C types
+IMAGE_CTYPES = {
+    "uint8": "unsigned char", "uint16": "unsigned short", "uint32": "unsigned int",
+    "int8": "signed char", "int16": "short", "int32": "int", "float32": "float",
+}
 _TABLES: dict = {}
+
+
+@dataclass
+class GpuBatch:
+    """What a transform's GPU entry gets: the batch's params and how to run work on the device.
+
+    ``kernel(file, expression)`` returns ``run(n_threads, args)`` for a kernel of ``kernels/``;
+    ``noise_table`` is the device copy of ``intensity.normal_table()`` (None: upload one)."""
+
+    params: list
+    xp: Any
+    kernel: Callable
+    noise_table: Any = None
+
+    def active(self, op) -> np.ndarray:
+        """``(B,)`` bool: which samples ``op`` (an ``Op`` or a ``Transform``) applies to."""
+        return np.array([bool(op.active(p)) for p in self.params])
 
 
 def pack_warp(params_list) -> dict:
@@ -67,8 +97,8 @@ def pack_warp(params_list) -> dict:
     return out
 
 
-def pack_image(params_list) -> dict:
-    """Host arrays for ``augment_image`` (None where no sample of the batch uses an op)."""
+def pack_pointwise(params_list) -> dict:
+    """Host arrays for ``augment_pointwise`` (see the kernel's header for the layout)."""
     b = len(params_list)
     pz = params_list[0].patch_shape[0]
     zsrc = np.tile(np.arange(pz, dtype=I32), (b, 1))
@@ -80,12 +110,6 @@ def pack_image(params_list) -> dict:
     nb = max([0 if p.blobs is None else len(p.blobs) for p in params_list] + [1])
     lines, nlines = np.zeros((b, nl, 8), F32), np.zeros(b, I32)
     blobs, nblobs = np.zeros((b, nb, 7), F32), np.zeros(b, I32)
-    sec_taps, taps = np.full((b, pz), -1, I32), []
-    radii = [len(intensity.gaussian_weights(float(p.blur_sigma))) // 2 for p in params_list]
-    rmax = max(radii)
-    w = np.zeros((b, 2 * rmax + 1), F32)
-    sigma = np.zeros(b, F32)
-    keys = np.zeros(b, np.uint32)
     low = False
     for i, p in enumerate(params_list):
         if p.zsrc is not None:
@@ -104,41 +128,58 @@ def pack_image(params_list) -> dict:
             lines[i, : len(p.lines)], nlines[i] = p.lines, len(p.lines)
         if p.blobs is not None:
             blobs[i, : len(p.blobs)], nblobs[i] = p.blobs, len(p.blobs)
+    return {"zsrc": zsrc, "sec": sec, "spar": spar, "lines": lines, "nlines": nlines, "blobs": blobs,
+            "nblobs": nblobs, "nl": nl, "nb": nb, "low_contrast": low}
+
+
+def pack_motion(params_list) -> dict | None:
+    """Host arrays for ``augment_motion``; None when no sample has a motion-blurred section."""
+    b = len(params_list)
+    pz = params_list[0].patch_shape[0]
+    sec_taps, taps = np.full((b, pz), -1, I32), []
+    for i, p in enumerate(params_list):
         for z, length, angle in () if p.motion is None else p.motion:
             sec_taps[i, int(z)] = len(taps)
             taps.append(defects.motion_taps(length, angle))
-        g = intensity.gaussian_weights(float(p.blur_sigma))
-        w[i, rmax - radii[i] : rmax + radii[i] + 1] = g
-        if p.noise_sigma > 0:
-            sigma[i], keys[i] = p.noise_sigma, intensity.noise_key(p.noise_seed)
-    pointwise = any(
-        p.zsrc is not None or p.low_contrast is not None or p.intensity or p.blank is not None
-        or p.lines is not None or p.blobs is not None for p in params_list
-    )
-    maxt = max([len(t) for t in taps] + [1])
-    tap_arr = np.zeros((max(len(taps), 1), maxt, 2), I32)
+    if not taps:
+        return None
+    maxt = max(len(t) for t in taps)
+    tap_arr = np.zeros((len(taps), maxt, 2), I32)
     for j, t in enumerate(taps):
         tap_arr[j, : len(t)] = t
-    return {
-        "pointwise": (zsrc, sec, spar, lines, nlines, blobs, nblobs, nl, nb) if pointwise else None,
-        "low_contrast": low,
-        "motion": (sec_taps, tap_arr, np.array([len(t) for t in taps] or [1], I32), maxt) if taps else None,
-        "blur": (w, np.asarray(radii, I32), rmax) if rmax > 0 else None,
-        "noise": (sigma, keys) if np.any(sigma > 0) else None,
-    }
+    return {"sec_taps": sec_taps, "taps": tap_arr, "ntaps": np.array([len(t) for t in taps], I32), "maxt": maxt}
+
+
+def pack_blur(params_list) -> dict:
+    """Host arrays for ``augment_blur``: centred taps ``(B, 2 rmax + 1)`` and radii ``(B,)``."""
+    radii = [len(intensity.gaussian_weights(float(p.blur_sigma))) // 2 for p in params_list]
+    rmax = max(radii)
+    w = np.zeros((len(params_list), 2 * rmax + 1), F32)
+    for i, p in enumerate(params_list):
+        w[i, rmax - radii[i] : rmax + radii[i] + 1] = intensity.gaussian_weights(float(p.blur_sigma))
+    return {"w": w, "radii": np.asarray(radii, I32), "rmax": rmax}
+
+
+def pack_noise(params_list) -> dict:
+    """Host arrays for ``augment_noise``: sigma ``(B,)`` (0: untouched) and keys ``(B,)``."""
+    sigma = np.zeros(len(params_list), F32)
+    keys = np.zeros(len(params_list), np.uint32)
+    for i, p in enumerate(params_list):
+        if p.noise_sigma > 0:
+            sigma[i], keys[i] = p.noise_sigma, intensity.noise_key(p.noise_seed)
+    return {"sigma": sigma, "keys": keys}
 
 
 def _image_dtype(xp, images):
+    """``(device image the warp kernel reads, its C type)`` with ``stage.to_float_image``'s scaling."""
     dt = np.dtype(images.dtype)
-    if dt == np.uint8:
-        return images, "unsigned char"
-    if dt == np.uint16:
-        return images, "unsigned short"
-    if dt == np.float32:
-        return images, "float"
+    if dt.name in IMAGE_CTYPES:
+        return images, IMAGE_CTYPES[dt.name]
+    if dt.kind in "iu":  # 64-bit integers: converted here, as to_float_image does
+        return images.astype(F32) / F32(np.iinfo(dt).max), "float"
     if dt.kind in "fb":
         return images.astype(F32), "float"
-    raise TypeError(f"images: expected uint8, uint16 or float dtype, got {dt}")
+    raise TypeError(f"images: expected an integer, float or bool dtype, got {dt}")
 
 
 def _bits(xp, a):
@@ -151,8 +192,47 @@ def _bits(xp, a):
     return a.view(f"uint{8 * dt.itemsize}"), _CTYPES[dt.itemsize]
 
 
-def run_batch(params_list, images, labels, masks, xp, kernel: Callable, table=None):
-    """Warp + image ops of a batch on ``xp`` arrays with ``kernel(file, expr) -> run(n, args)``."""
+def run_batch(params_list, images, labels, masks, xp, kernel: Callable, noise_table=None):
+    """The table on a batch of ``xp`` arrays with ``kernel(file, expr) -> run(n, args)``."""
+    from . import table
+
+    batch = GpuBatch(list(params_list), xp, kernel, noise_table)
+    img, lab, msk = table.warp_transform().gpu(batch, images, labels, masks)
+    if img is not None:
+        img = image_ops(batch, img)
+    return img, lab, msk
+
+
+def image_ops(batch: GpuBatch, img):
+    """Every image transform of the table that a sample of the batch uses, in table order."""
+    from . import table
+
+    for t in table.image_transforms():
+        if not any(t.active(p) for p in batch.params):
+            continue
+        if t.gpu is None:
+            raise TypeError(
+                f"augment transform {t.name!r} has no GPU entry (gpu=None): give one to "
+                "table.register or run the batch on NumPy arrays"
+            )
+        img = t.gpu(batch, img)
+        if tuple(img.shape) != (len(batch.params), *batch.params[0].patch_shape) or img.dtype != F32:
+            raise TypeError(
+                f"augment transform {t.name!r}: its GPU entry returned {img.dtype} {tuple(img.shape)}, "
+                f"expected float32 {(len(batch.params), *batch.params[0].patch_shape)}"
+            )
+        img = _contiguous(batch.xp, img)
+    return img
+
+
+def _contiguous(xp, a):
+    return a if a.flags.c_contiguous else xp.ascontiguousarray(a)
+
+
+# ---------------------------------------------------------------- the built-in GPU entries
+def warp_batch(batch: GpuBatch, images, labels, masks):
+    """The fused warp of the whole batch: one ``augment_warp`` launch for image, labels, mask."""
+    params_list, xp, kernel = batch.params, batch.xp, batch.kernel
     p0 = params_list[0]
     b = len(params_list)
     (pz, py, px), (cz, cy, cx) = p0.patch_shape, p0.context_shape
@@ -181,8 +261,6 @@ def run_batch(params_list, images, labels, masks, xp, kernel: Callable, table=No
          i32(px), i32(cz), i32(cy), i32(cx), i32(gz), i32(gy), i32(gx), i32(images is not None),
          i32(labels is not None), i32(masks is not None), i64(total)),
     )
-    if images is not None:
-        img_out = _image_ops(params_list, img_out, xp, kernel, table)
     return (
         img_out if images is not None else None,
         lab_out.view(labels.dtype) if labels is not None else None,
@@ -190,43 +268,68 @@ def run_batch(params_list, images, labels, masks, xp, kernel: Callable, table=No
     )
 
 
-def _image_ops(params_list, img, xp, kernel, table):
-    pk = pack_image(params_list)
-    b, pz, py, px = img.shape
+def _dims(img):
+    _, pz, py, px = img.shape
+    return np.int32(pz), np.int32(py), np.int32(px)
+
+
+def pointwise_batch(batch: GpuBatch, img):
+    """Sections, intensity, lines and blobs: one ``augment_pointwise`` launch (new array)."""
+    xp = batch.xp
+    pk = pack_pointwise(batch.params)
+    means = defects.section_means(img) if pk["low_contrast"] else xp.zeros(1, F32)
+    out = xp.empty_like(img)
     total = img.size
-    i32, i64 = np.int32, np.int64
-    dims = (i32(pz), i32(py), i32(px))
-    if pk["pointwise"] is not None:
-        zsrc, sec, spar, lines, nlines, blobs, nblobs, nl, nb = pk["pointwise"]
-        means = defects.section_means(img) if pk["low_contrast"] else xp.zeros(1, F32)
-        out = xp.empty_like(img)
-        kernel(IMAGE, "augment_pointwise")(
-            total,
-            (img, out, xp.asarray(zsrc), xp.asarray(sec), xp.ascontiguousarray(means), xp.asarray(spar),
-             xp.asarray(lines), xp.asarray(nlines), xp.asarray(blobs), xp.asarray(nblobs), *dims,
-             i32(nl), i32(nb), i64(total)),
-        )
-        img = out
-    if pk["motion"] is not None:
-        sec_taps, taps, ntaps, maxt = pk["motion"]
-        out = xp.empty_like(img)
-        kernel(IMAGE, "augment_motion")(
-            total, (img, out, xp.asarray(sec_taps), xp.asarray(taps), xp.asarray(ntaps), i32(maxt), *dims, i64(total))
-        )
-        img = out
-    if pk["blur"] is not None:
-        w, radii, rmax = pk["blur"]
-        w, radii = xp.asarray(w), xp.asarray(radii)
-        tmp = xp.empty_like(img)
-        run = kernel(IMAGE, "augment_blur")
-        run(total, (img, tmp, w, radii, i32(rmax), i32(1), *dims, i64(total)))
-        run(total, (tmp, img, w, radii, i32(rmax), i32(2), *dims, i64(total)))
-    if pk["noise"] is not None:
-        sigma, keys = pk["noise"]
-        tab = xp.asarray(intensity.normal_table()) if table is None else table
-        kernel(IMAGE, "augment_noise")(
-            total, (img, xp.asarray(sigma), xp.asarray(keys), tab, i64(pz * py * px), i64(total))
-        )
+    batch.kernel(IMAGE, "augment_pointwise")(
+        total,
+        (img, out, xp.asarray(pk["zsrc"]), xp.asarray(pk["sec"]), xp.ascontiguousarray(means),
+         xp.asarray(pk["spar"]), xp.asarray(pk["lines"]), xp.asarray(pk["nlines"]), xp.asarray(pk["blobs"]),
+         xp.asarray(pk["nblobs"]), *_dims(img), np.int32(pk["nl"]), np.int32(pk["nb"]), np.int64(total)),
+    )
+    return out
+
+
+def motion_batch(batch: GpuBatch, img):
+    """Motion blur of the flagged sections: one ``augment_motion`` launch (new array)."""
+    pk = pack_motion(batch.params)
+    if pk is None:
+        return img
+    xp = batch.xp
+    out = xp.empty_like(img)
+    total = img.size
+    batch.kernel(IMAGE, "augment_motion")(
+        total,
+        (img, out, xp.asarray(pk["sec_taps"]), xp.asarray(pk["taps"]), xp.asarray(pk["ntaps"]),
+         np.int32(pk["maxt"]), *_dims(img), np.int64(total)),
+    )
+    return out
+
+
+def blur_batch(batch: GpuBatch, img):
+    """Separable Gaussian blur: two ``augment_blur`` launches (y into a temporary, x back)."""
+    pk = pack_blur(batch.params)
+    if pk["rmax"] == 0:
+        return img
+    xp = batch.xp
+    w, radii, rmax = xp.asarray(pk["w"]), xp.asarray(pk["radii"]), np.int32(pk["rmax"])
+    tmp = xp.empty_like(img)
+    total = np.int64(img.size)
+    run = batch.kernel(IMAGE, "augment_blur")
+    run(img.size, (img, tmp, w, radii, rmax, np.int32(1), *_dims(img), total))
+    run(img.size, (tmp, img, w, radii, rmax, np.int32(2), *_dims(img), total))
+    return img
+
+
+def noise_batch(batch: GpuBatch, img):
+    """Hashed Gaussian noise, in place: one ``augment_noise`` launch."""
+    pk = pack_noise(batch.params)
+    xp = batch.xp
+    _, pz, py, px = img.shape
+    tab = xp.asarray(intensity.normal_table()) if batch.noise_table is None else batch.noise_table
+    batch.kernel(IMAGE, "augment_noise")(
+        img.size,
+        (img, xp.asarray(pk["sigma"]), xp.asarray(pk["keys"]), tab, np.int64(pz * py * px), np.int64(img.size)),
+    )
     return img
 
 

@@ -1,9 +1,10 @@
 """``apply`` / ``apply_batch``: params + context patch -> augmented patch, NumPy or CuPy.
 
-The backend follows the array type. Order of operations (identical on both backends):
-fused warp (+ exact symmetries) -> per-voxel pass (missing / low-contrast sections,
-contrast, brightness, gamma, lines, charging, missing parts) -> motion blur -> Gaussian blur
--> noise. Labels and masks only go through the warp (nearest, bits copied).
+The backend follows the array type. Both run ``augment.table`` in order: the fused warp
+(+ exact symmetries), then every image transform active for the sample (built-in: the
+per-voxel pass of missing / low-contrast sections, contrast, brightness, gamma, lines,
+charging, missing parts -> motion blur -> Gaussian blur -> noise; registered ones after).
+Labels and masks only go through the warp (nearest, bits copied).
 
 Example:
     >>> import numpy as np
@@ -24,20 +25,21 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..ops._backend import array_module
-from . import defects, geometry, intensity
+from . import table
 
 
 def image_ops(params, img: np.ndarray) -> np.ndarray:
-    """Every image-only op after the warp, on a float32 ``patch_shape`` array (CPU)."""
-    touched = (
-        params.zsrc is not None or params.low_contrast is not None or params.intensity
-        or params.blank is not None or params.lines is not None or params.blobs is not None
-    )
-    if touched:
-        img = defects.pointwise(params, img)
-    img = defects.motion_blur(params, img)
-    img = intensity.gaussian_blur(params, img)
-    return intensity.add_noise(params, img)
+    """Every image transform of the table active for ``params``, on a float32 patch (CPU)."""
+    for t in table.image_transforms():
+        if t.active(params):
+            img = t.cpu(params, img)
+            if not isinstance(img, np.ndarray) or img.dtype != np.float32 or img.shape != tuple(params.patch_shape):
+                raise TypeError(
+                    f"augment transform {t.name!r}: its CPU function returned "
+                    f"{getattr(img, 'dtype', type(img).__name__)} {getattr(img, 'shape', '')}, expected a "
+                    f"float32 NumPy array of shape {tuple(params.patch_shape)}"
+                )
+    return img
 
 
 def apply(params, image=None, label=None, mask=None):
@@ -59,7 +61,7 @@ def apply(params, image=None, label=None, mask=None):
             [params], *(None if a is None else a[None] for a in (image, label, mask))
         )
         return tuple(None if o is None else o[0] for o in outs)
-    img, lab, msk = geometry.warp(params, image, label, mask)
+    img, lab, msk = table.warp_transform().cpu(params, image, label, mask)
     if img is not None:
         img = image_ops(params, img)
     return img, lab, msk

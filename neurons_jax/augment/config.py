@@ -6,6 +6,11 @@ displacement, misalignment), in in-plane voxels for image-space effects (lines, 
 ``context_shape`` depends only on ``(cfg, patch_shape, voxel_size)``, never on a draw, so every
 sample of a batch reads the same enlarged region and batches stack.
 
+Every field belongs to one transform of ``augment.table`` (``isotropy_ratio`` is shared). A
+transform registered later (``table.register``) declares its own fields with their defaults: they
+are accepted as keywords by ``AugmentConfig(...)``, ``off`` and ``replace``, read as attributes,
+checked like the built-in ones, and stored in ``cfg.extra``.
+
 Example:
     >>> from neurons_jax.augment import AugmentConfig, context_shape
     >>> cfg = AugmentConfig(rotate_max_deg=15.0)
@@ -18,12 +23,83 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 Range = tuple[float, float]
+SHARED_FIELDS = ("isotropy_ratio",)  # read by several transforms (capabilities), owned by none
+_REGISTERED: dict[str, tuple[str, Any]] = {}  # field of a registered transform -> (owner, default)
+_CHECKS: dict[str, Callable] = {}  # owner -> check(cfg) of a registered transform
+
+
+class FieldValues(Mapping):
+    """Immutable, hashable ``{field: value}`` of registered transforms' fields (``cfg.extra``)."""
+
+    def __init__(self, items: Mapping[str, Any] | None = None):
+        self._d = dict(items or {})
+
+    def __getitem__(self, key: str) -> Any:
+        return self._d[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._d)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._d.items())))
+
+    def __repr__(self) -> str:
+        return repr(self._d)
+
+
+def register_fields(owner: str, fields: Mapping[str, Any], check: Callable | None = None) -> None:
+    """Declare the config fields (name -> default) of transform ``owner`` (``table.register``)."""
+    builtin = {f.name for f in dataclasses.fields(AugmentConfig)}
+    for name, default in fields.items():
+        if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
+            raise ValueError(f"{owner}: field {name!r}: expected a public identifier")
+        if name in builtin or name in _REGISTERED or hasattr(AugmentConfig, name):
+            who = f"transform {_REGISTERED[name][0]!r}" if name in _REGISTERED else "AugmentConfig"
+            raise ValueError(f"{owner}: field {name!r} is already a field of {who}")
+        _check_value(name, default)
+    for name, default in fields.items():
+        _REGISTERED[name] = (owner, default)
+    if check is not None:
+        _CHECKS[owner] = check
+
+
+def unregister_fields(owner: str) -> None:
+    """Forget the fields (and check) that ``register_fields`` declared for ``owner``."""
+    for name in [n for n, (o, _) in _REGISTERED.items() if o == owner]:
+        del _REGISTERED[name]
+    _CHECKS.pop(owner, None)
+
+
+def defaults() -> dict[str, Any]:
+    """Every field's default: the built-in ones, then those of registered transforms."""
+    out = {f.name: f.default for f in dataclasses.fields(AugmentConfig) if f.name != "extra"}
+    out.update((n, d) for n, (_, d) in _REGISTERED.items())
+    return out
+
+
+def _check_value(name: str, v) -> None:
+    """The checks every field gets from its name: probabilities, (low, high) ranges."""
+    if name == "flip_prob":
+        if len(v) != 3 or not all(0.0 <= p <= 1.0 for p in v):
+            raise ValueError(f"AugmentConfig.flip_prob: expected 3 probabilities in [0, 1], got {v!r}")
+    elif name.endswith("_prob"):
+        if not 0.0 <= float(v) <= 1.0:
+            raise ValueError(f"AugmentConfig.{name}: expected a probability in [0, 1], got {v!r}")
+    elif isinstance(v, tuple):
+        if len(v) != 2 or v[0] > v[1]:
+            raise ValueError(f"AugmentConfig.{name}: expected (low, high) with low <= high, got {v!r}")
 
 
 @dataclass(frozen=True)
@@ -89,19 +165,23 @@ class AugmentConfig:
     blur_sigma: Range = (0.5, 1.5)  # in-plane voxels
     noise_prob: float = 0.5
     noise_sigma: Range = (0.01, 0.05)
+    # fields of registered transforms (table.register), also given as keywords: (toy_prob=1.0)
+    extra: Mapping[str, Any] = dataclasses.field(default_factory=FieldValues)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.extra, Mapping):
+            raise TypeError(f"AugmentConfig.extra: expected a mapping of field -> value, got {self.extra!r}")
+        object.__setattr__(self, "extra", FieldValues(self.extra))
         for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if f.name == "flip_prob":
-                if len(v) != 3 or not all(0.0 <= p <= 1.0 for p in v):
-                    raise ValueError(f"AugmentConfig.flip_prob: expected 3 probabilities in [0, 1], got {v!r}")
-            elif f.name.endswith("_prob"):
-                if not 0.0 <= float(v) <= 1.0:
-                    raise ValueError(f"AugmentConfig.{f.name}: expected a probability in [0, 1], got {v!r}")
-            elif isinstance(v, tuple):
-                if len(v) != 2 or v[0] > v[1]:
-                    raise ValueError(f"AugmentConfig.{f.name}: expected (low, high) with low <= high, got {v!r}")
+            if f.name != "extra":
+                _check_value(f.name, getattr(self, f.name))
+        for name, v in self.extra.items():
+            if name not in _REGISTERED:
+                raise TypeError(
+                    f"AugmentConfig.extra: {name!r} is not a field of any registered transform "
+                    f"(registered fields: {sorted(_REGISTERED) or 'none'})"
+                )
+            _check_value(name, v)
         if self.scale_range[0] <= 0:
             raise ValueError(f"AugmentConfig.scale_range: expected positive scales, got {self.scale_range!r}")
         if self.elastic_spacing_nm <= 0:
@@ -120,18 +200,58 @@ class AugmentConfig:
                      "motion_blur_count", "missing_part_count"):
             if getattr(self, name)[0] < 0:
                 raise ValueError(f"AugmentConfig.{name}: expected non-negative counts, got {getattr(self, name)!r}")
+        for check in list(_CHECKS.values()):
+            check(self)
+
+    def __getattr__(self, name: str):
+        # only reached for names that are not dataclass fields: those of registered transforms
+        if name.startswith("__"):
+            raise AttributeError(name)
+        extra = self.__dict__.get("extra")
+        if extra is not None and name in extra:
+            return extra[name]
+        if name in _REGISTERED:
+            return _REGISTERED[name][1]
+        raise AttributeError(f"'AugmentConfig' object has no attribute {name!r}")
 
     @classmethod
     def off(cls, **overrides) -> AugmentConfig:
-        """Every probability 0 (no augmentation), then ``overrides`` applied."""
-        zero = {f.name: 0.0 for f in dataclasses.fields(cls) if f.name.endswith("_prob")}
-        zero["flip_prob"] = (0.0, 0.0, 0.0)
+        """Every probability 0 (no augmentation; registered transforms' too), then ``overrides``."""
+        zero = {
+            name: tuple(0.0 for _ in d) if isinstance(d, tuple) else 0.0
+            for name, d in defaults().items() if name.endswith("_prob")
+        }
         zero.update(overrides)
         return cls(**zero)
 
     def replace(self, **changes) -> AugmentConfig:
         """A copy with ``changes`` (``dataclasses.replace``)."""
         return dataclasses.replace(self, **changes)
+
+
+_dataclass_init = AugmentConfig.__init__
+
+
+def _init(self, *args, **fields) -> None:
+    # keywords naming a registered transform's field go to ``extra`` (merged over a given extra)
+    moved = {k: fields.pop(k) for k in [k for k in fields if k not in _DATACLASS_FIELDS]}
+    if moved:
+        for k in moved:
+            if k not in _REGISTERED:
+                raise TypeError(
+                    f"AugmentConfig: unexpected field {k!r} (neither a built-in field nor one of a "
+                    f"registered transform: {sorted(_REGISTERED) or 'none registered'})"
+                )
+        extra = dict(fields.pop("extra", None) or {})
+        extra.update(moved)
+        fields["extra"] = extra
+    _dataclass_init(self, *args, **fields)
+
+
+_DATACLASS_FIELDS = frozenset(f.name for f in dataclasses.fields(AugmentConfig))
+_init.__signature__ = inspect.signature(_dataclass_init)  # type: ignore[attr-defined]
+_init.__doc__ = _dataclass_init.__doc__
+AugmentConfig.__init__ = _init  # type: ignore[method-assign]
 
 
 def _check_shapes(patch_shape, voxel_size) -> tuple[tuple[int, int, int], tuple[float, float, float]]:

@@ -9,8 +9,10 @@ anisotropic voxels) build each section's float32 map once (``grid``'s exact arit
 output section in bands, one per context section it reads (trilinear = two bilinear remaps
 and a lerp in z). The exact symmetries are applied last as array views.
 
-Images: uint8 / uint16 are divided by 255 / 65535, floats are cast to float32 (expected in
-[0, 1]); the output image is always float32. Labels and masks keep their dtype.
+Images are scaled as ``stage.to_float_image`` scales an unaugmented patch: integers (signed or
+not, any width) are divided by ``np.iinfo(dtype).max`` (uint8 / 255, int16 / 32767, ...), floats
+and bool are cast to float32; the output image is always float32. Labels and masks keep their
+dtype.
 
 Example:
     >>> import numpy as np
@@ -32,16 +34,17 @@ F32 = np.float32
 
 
 def image_to_float(image: np.ndarray):
-    """float32 copy/view of an image: uint8 / 255, uint16 / 65535, floats cast."""
+    """float32 copy/view of an image: integers / ``np.iinfo(dtype).max``, floats and bool cast.
+
+    The same values as ``stage.to_float_image``: ``float32(v) / float32(max)``."""
     dt = image.dtype
-    if dt == np.uint8 or dt == np.uint16:
-        scale = F32(255.0 if dt == np.uint8 else 65535.0)
-        return np.divide(image, scale, dtype=F32)
+    if dt.kind in "iu":
+        return np.divide(image, F32(np.iinfo(dt).max), dtype=F32)
     if dt.kind == "f":
         return image.astype(F32, copy=False)
     if dt == np.bool_:
         return image.astype(F32)
-    raise TypeError(f"image: expected uint8, uint16 or float dtype, got {dt}")
+    raise TypeError(f"image: expected an integer, float or bool dtype, got {dt}")
 
 
 def _nearest_view(a: np.ndarray) -> np.ndarray:

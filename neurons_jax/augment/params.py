@@ -5,6 +5,10 @@ Grain's ``random_map`` hands out, or an int seed), so the same generator state g
 params. Params hold plain numbers and small arrays (no image-sized data) and pickle; applying
 them is a pure function of (context patch, params) on either backend.
 
+``draw`` runs the ``draw`` of every op of ``augment.table`` in table order on one ``Draw`` (config,
+generator, the params being filled, capabilities, applied names); the ``draw_*`` functions below
+are the built-in ops'. Registered transforms keep their values in ``params.extra[name]``.
+
 Example:
     >>> import numpy as np
     >>> from neurons_jax.augment import AugmentConfig, draw
@@ -60,6 +64,7 @@ class AugmentParams:
     blur_sigma: float = 0.0
     noise_sigma: float = 0.0
     noise_seed: int = 0
+    extra: dict = field(default_factory=dict)  # registered transforms' values, by transform name
 
     @property
     def planar(self) -> bool:
@@ -76,14 +81,18 @@ class AugmentParams:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, AugmentParams):
             return NotImplemented
-        for f in dataclasses.fields(self):
-            a, b = getattr(self, f.name), getattr(other, f.name)
-            if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-                if a is None or b is None or a.shape != b.shape or not np.array_equal(a, b):
-                    return False
-            elif a != b:
-                return False
-        return True
+        return all(_same(getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self))
+
+
+def _same(a, b) -> bool:
+    """Equality of param values that may be (or hold) arrays."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return a is not None and b is not None and a.shape == b.shape and bool(np.array_equal(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return bool(a == b)
 
 
 def identity(patch_shape, context_shape=None, voxel_size=(1.0, 1.0, 1.0)) -> AugmentParams:
@@ -91,6 +100,19 @@ def identity(patch_shape, context_shape=None, voxel_size=(1.0, 1.0, 1.0)) -> Aug
     p = tuple(int(s) for s in patch_shape)
     c = p if context_shape is None else tuple(int(s) for s in context_shape)
     return AugmentParams(p, c, tuple(float(v) for v in voxel_size))  # type: ignore[arg-type]
+
+
+@dataclass
+class Draw:
+    """What an op's ``draw`` sees: consume ``rng`` only, fill ``params``, append ``applied`` names.
+
+    ``cap`` holds ``config.capabilities`` of the (patch, voxel size) plus ``shape`` (the patch)."""
+
+    cfg: _config.AugmentConfig
+    rng: np.random.Generator
+    params: AugmentParams
+    cap: dict
+    applied: list
 
 
 def _sym_matrix(cfg, rng, cap, applied) -> np.ndarray:
@@ -129,6 +151,8 @@ def _count(rng, lohi, n_max) -> int:
 
 def draw(cfg: _config.AugmentConfig, rng, patch_shape, voxel_size) -> AugmentParams:
     """Draw the params of one sample (see the module docstring)."""
+    from . import table
+
     if not isinstance(cfg, _config.AugmentConfig):
         raise TypeError(f"cfg: expected an AugmentConfig, got {type(cfg).__name__}")
     if not isinstance(rng, np.random.Generator):
@@ -137,18 +161,27 @@ def draw(cfg: _config.AugmentConfig, rng, patch_shape, voxel_size) -> AugmentPar
         else:
             raise TypeError(f"rng: expected a numpy.random.Generator or an int seed, got {type(rng).__name__}")
     p, v = _config._check_shapes(patch_shape, voxel_size)
-    pz, py, px = p
     cap = dict(_config.capabilities(cfg, p, v), shape=p)
     ctx = _config.context_shape(cfg, p, v)
-    applied: list[str] = []
-    out = AugmentParams(p, ctx, v)
+    d = Draw(cfg, rng, AugmentParams(p, ctx, v), cap, [])
+    for op in table.ops():
+        op.draw(d)
+    d.params.applied = tuple(d.applied)
+    return d.params
 
-    # exact symmetries -> perm / flip
-    s = _sym_matrix(cfg, rng, cap, applied)
+
+# ---------------------------------------------------------------- the built-in ops' draws
+def draw_symmetry(d: Draw) -> None:
+    """Exact symmetries (flips, rot90, transposes) -> ``perm`` / ``flip``."""
+    s = _sym_matrix(d.cfg, d.rng, d.cap, d.applied)
+    out = d.params
     out.perm = tuple(int(np.argmax(np.abs(s[i]))) for i in range(3))  # type: ignore[assignment]
     out.flip = tuple(bool(s[i, out.perm[i]] < 0) for i in range(3))  # type: ignore[assignment]
 
-    # affine: source offset (voxels) of a canonical centred voxel
+
+def draw_affine(d: Draw) -> None:
+    """In-plane rotation, scale, out-of-plane rotation -> ``affine`` (source offset, voxels)."""
+    cfg, rng, cap, applied, v = d.cfg, d.rng, d.cap, d.applied, d.params.voxel_size
     a = np.eye(3)
     vyx = np.diag([v[1], v[2]])
     if rng.random() < cfg.rotate_prob and cfg.rotate_max_deg > 0:
@@ -166,9 +199,13 @@ def draw(cfg: _config.AugmentConfig, rng, patch_shape, voxel_size) -> AugmentPar
         r3 = np.linalg.inv(vv) @ _rotation_3d(np.array([0.0, math.cos(psi), math.sin(psi)]), phi) @ vv
         a = r3 @ a
         applied.append("rotate_3d")
-    out.affine = a.astype(F32)
+    d.params.affine = a.astype(F32)
 
-    # elastic control grid (nm -> voxels), clipped at 3 sigma so the margin bounds it
+
+def draw_elastic(d: Draw) -> None:
+    """Elastic control grid (nm -> voxels), clipped at 3 sigma so the margin bounds it."""
+    cfg, rng, cap, out = d.cfg, d.rng, d.cap, d.params
+    p, v = out.patch_shape, out.voxel_size
     spacing = tuple(max(cfg.elastic_spacing_nm / vi, 1.0) for vi in v)
     out.elastic_spacing = spacing  # type: ignore[assignment]
     if rng.random() < cfg.elastic_prob and cfg.elastic_sigma_nm[1] > 0:
@@ -178,28 +215,30 @@ def draw(cfg: _config.AugmentConfig, rng, patch_shape, voxel_size) -> AugmentPar
         for ci in comps:
             g[ci] = np.clip(rng.normal(0.0, sigma, g.shape[1:]), -3 * sigma, 3 * sigma) / v[ci]
         out.elastic = g.astype(F32)
-        applied.append("elastic")
+        d.applied.append("elastic")
 
-    if cap["sections"] and rng.random() < cfg.misalign_prob:
+
+def draw_misalign(d: Draw) -> None:
+    """A step (every section from one on) or a slip (one section) shifted in-plane."""
+    cfg, rng, out = d.cfg, d.rng, d.params
+    pz, v = out.patch_shape[0], out.voxel_size
+    if d.cap["sections"] and rng.random() < cfg.misalign_prob:
         shift = rng.uniform(-cfg.misalign_max_nm, cfg.misalign_max_nm, 2) / np.array(v[1:])
         m = np.zeros((pz, 2), dtype=np.float64)
         if rng.random() < cfg.misalign_step_prob:
             m[int(rng.integers(1, pz)):] = shift
-            applied.append("misalign_step")
+            d.applied.append("misalign_step")
         else:
             m[int(rng.integers(0, pz))] = shift
-            applied.append("misalign_slip")
+            d.applied.append("misalign_slip")
         out.misalign = m.astype(F32)
 
-    _draw_sections(cfg, rng, out, cap, applied)
-    _draw_image(cfg, rng, out, applied)
-    out.applied = tuple(applied)
-    return out
 
-
-def _draw_sections(cfg, rng, out: AugmentParams, cap, applied) -> None:
+def draw_missing_section(d: Draw) -> None:
+    """Sections filled from a neighbour (``zsrc``) or blanked (``blank``)."""
+    cfg, rng, out = d.cfg, d.rng, d.params
     pz = out.patch_shape[0]
-    if cap["sections"] and rng.random() < cfg.missing_section_prob:
+    if d.cap["sections"] and rng.random() < cfg.missing_section_prob:
         n = _count(rng, cfg.missing_section_count, pz)
         zs = rng.choice(pz, size=n, replace=False)
         zsrc = np.arange(pz, dtype=np.int32)
@@ -213,35 +252,50 @@ def _draw_sections(cfg, rng, out: AugmentParams, cap, applied) -> None:
         out.zsrc = zsrc if np.any(zsrc != np.arange(pz)) else None
         out.blank = blank if blank.any() else None
         out.missing_value = float(cfg.missing_section_value)
-        applied.append("missing_section")
+        d.applied.append("missing_section")
+
+
+def draw_low_contrast(d: Draw) -> None:
+    """Per-section contrast factors (1 = unchanged)."""
+    cfg, rng, out = d.cfg, d.rng, d.params
+    pz = out.patch_shape[0]
     if rng.random() < cfg.low_contrast_prob:
         n = _count(rng, cfg.low_contrast_count, pz)
         f = np.ones(pz, dtype=np.float64)
         f[rng.choice(pz, size=n, replace=False)] = rng.uniform(*cfg.low_contrast_factor, n)
         out.low_contrast = f.astype(F32)
-        applied.append("low_contrast")
+        d.applied.append("low_contrast")
 
 
-def _draw_image(cfg, rng, out: AugmentParams, applied) -> None:
-    pz, py, px = out.patch_shape
+def draw_intensity(d: Draw) -> None:
+    """Contrast, brightness, per-section jitter and gamma -> ``section_scale/shift``, ``gamma``."""
+    cfg, rng, out = d.cfg, d.rng, d.params
+    pz = out.patch_shape[0]
     scale, shift = np.ones(pz), np.zeros(pz)
+    fired = []
     if rng.random() < cfg.contrast_prob:
         scale *= rng.uniform(*cfg.contrast_range)
-        applied.append("contrast")
+        fired.append("contrast")
     if rng.random() < cfg.brightness_prob:
         shift += rng.uniform(*cfg.brightness_range)
-        applied.append("brightness")
+        fired.append("brightness")
     if rng.random() < cfg.section_intensity_prob:
         scale *= rng.uniform(*cfg.section_contrast_range, pz)
         shift += rng.uniform(*cfg.section_brightness_range, pz)
-        applied.append("section_intensity")
+        fired.append("section_intensity")
     if rng.random() < cfg.gamma_prob:
         out.gamma = float(rng.uniform(*cfg.gamma_range))
-        applied.append("gamma")
-    if any(n in applied for n in ("contrast", "brightness", "section_intensity", "gamma")):
+        fired.append("gamma")
+    if fired:
         out.intensity = True
         out.section_scale, out.section_shift = scale.astype(F32), shift.astype(F32)
+    d.applied.extend(fired)
 
+
+def draw_lines(d: Draw) -> None:
+    """Dark lines and charging bands -> rows of ``lines`` (``LINE_COLS``)."""
+    cfg, rng, out = d.cfg, d.rng, d.params
+    pz, py, px = out.patch_shape
     rows = []
     for kind, name in ((0, "line"), (1, "charging")):
         if rng.random() < getattr(cfg, f"{name}_prob"):
@@ -250,9 +304,15 @@ def _draw_image(cfg, rng, out: AugmentParams, applied) -> None:
                 rows.append([rng.integers(pz), rng.uniform(0, py - 1), rng.uniform(0, px - 1),
                              math.cos(th), math.sin(th), rng.uniform(*getattr(cfg, f"{name}_width")),
                              rng.uniform(*getattr(cfg, f"{name}_strength")), kind])
-            applied.append(name)
+            d.applied.append(name)
     if rows:
         out.lines = np.asarray(rows, dtype=F32)
+
+
+def draw_missing_part(d: Draw) -> None:
+    """Elliptic blobs set to a constant -> rows of ``blobs`` (``BLOB_COLS``)."""
+    cfg, rng, out = d.cfg, d.rng, d.params
+    pz, py, px = out.patch_shape
     if rng.random() < cfg.missing_part_prob:
         blobs = []
         for _ in range(_count(rng, cfg.missing_part_count, 64)):
@@ -264,18 +324,32 @@ def _draw_image(cfg, rng, out: AugmentParams, applied) -> None:
                           qa, 2 * qb, qc, rng.uniform(*cfg.missing_part_value)])
         if blobs:
             out.blobs = np.asarray(blobs, dtype=F32)
-        applied.append("missing_part")
+        d.applied.append("missing_part")
+
+
+def draw_motion_blur(d: Draw) -> None:
+    """Sections blurred along a line -> rows of ``motion`` (``MOTION_COLS``)."""
+    cfg, rng, out = d.cfg, d.rng, d.params
+    pz = out.patch_shape[0]
     if rng.random() < cfg.motion_blur_prob:
         n = _count(rng, cfg.motion_blur_count, pz)
         lo, hi = cfg.motion_blur_length
         lengths = [2 * int(rng.integers((lo - 1) // 2, (hi - 1) // 2 + 1)) + 1 for _ in range(n)]
         zs = rng.choice(pz, size=n, replace=False)
         out.motion = np.asarray([[z, ln, rng.uniform(0, math.pi)] for z, ln in zip(zs, lengths)], dtype=F32)
-        applied.append("motion_blur")
-    if rng.random() < cfg.blur_prob:
-        out.blur_sigma = float(rng.uniform(*cfg.blur_sigma))
-        applied.append("blur")
-    if rng.random() < cfg.noise_prob:
-        out.noise_sigma = float(rng.uniform(*cfg.noise_sigma))
-        out.noise_seed = int(rng.integers(0, 2**32))
-        applied.append("noise")
+        d.applied.append("motion_blur")
+
+
+def draw_blur(d: Draw) -> None:
+    """In-plane Gaussian blur sigma (voxels)."""
+    if d.rng.random() < d.cfg.blur_prob:
+        d.params.blur_sigma = float(d.rng.uniform(*d.cfg.blur_sigma))
+        d.applied.append("blur")
+
+
+def draw_noise(d: Draw) -> None:
+    """Noise sigma and the 32-bit seed of its hashed normal values."""
+    if d.rng.random() < d.cfg.noise_prob:
+        d.params.noise_sigma = float(d.rng.uniform(*d.cfg.noise_sigma))
+        d.params.noise_seed = int(d.rng.integers(0, 2**32))
+        d.applied.append("noise")
