@@ -89,7 +89,7 @@ class UNet3D(nnx.Module):
 
 # ----------------------------------------------------------------------------- data
 def make_loader(cfg: TrainConfig, mesh=None) -> nj.pipeline.Loader:
-    sources = nj.pipeline.sources_from_specs(cfg.datasets or sample_datasets(cfg), "train")
+    sources = nj.datasets.sources_from_specs(cfg.datasets or sample_datasets(cfg), "train")
     return nj.pipeline.Loader(
         sources, cfg.patch_shape, cfg.batch_size, seed=cfg.seed, mesh=mesh,
         augment=nj.augment.AugmentConfig() if cfg.augment else None, worker_count=cfg.worker_count,
@@ -221,7 +221,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
-    datasets = {spec[0]: spec for spec in map(nj.pipeline.parse_dataset_spec, a.dataset)}
+    datasets = {spec[0]: spec for spec in map(nj.datasets.parse_dataset_spec, a.dataset)}
     cfg = TrainConfig(datasets=datasets, steps=a.steps, batch_size=a.batch_size, patch_shape=tuple(a.patch),
                       learning_rate=a.lr, seed=a.seed, worker_count=a.workers, augment=not a.no_augment,
                       ckpt_dir=a.ckpt_dir, ckpt_every=a.ckpt_every, resume=a.resume, workspace=a.workspace)

@@ -2,6 +2,8 @@
 
 Each sub-command lives in its own module exposing ``add_arguments(parser)`` and
 ``run(args) -> int``; this file only dispatches (modules load lazily, so ``--help`` is fast).
+Dataset kinds (choices, per-kind options, help) come from the registry
+(``nj.datasets.kind_names()``), read by the command modules, never listed here.
 
 Example:
     $ neurons-jax prepare snemi3d data/snemi3d prepared/snemi3d
@@ -21,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("neurons_jax.commands.train", "train the Flax UNet example on mixed datasets"),
     "preview": ("neurons_jax.commands.preview", "write a PNG montage of one batch"),
     "relabel": ("neurons_jax.commands.relabel", "relabel a label volume (components, instances, union, renumber)"),
-    "download": ("neurons_jax.commands.download", "download a dataset (snemi3d, cremi3d, mitoem2, microns)"),
+    "download": ("neurons_jax.commands.download", "download a public dataset (neurons-jax download --help lists the kinds)"),
 }
 
 

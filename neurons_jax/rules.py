@@ -131,6 +131,13 @@ def known_kinds() -> tuple[str, ...]:
     return tuple(sorted(_RULES))
 
 
+def unregister_rule(kind: str) -> None:
+    """Remove the rule of ``kind`` (``nj.datasets.unregister_kind`` uses it for the rules it made)."""
+    if kind not in _RULES:
+        raise ValueError(f"no label rule for kind {kind!r} is registered; registered: {', '.join(sorted(_RULES))}")
+    del _RULES[kind]
+
+
 # The four datasets of DATASETS.md. CREMI's clefts carry uint64 max as "no data": readers turn
 # it into 0 before the offset is added, and the table stops below it so it stays background.
 register_rule("snemi3d", [(1, U64_MAX, "neuron")])

@@ -1,6 +1,8 @@
-"""The sample workspace: small synthetic EM data in the four datasets' *native* formats.
+"""The sample workspace: small synthetic EM data in the datasets' *native* formats.
 
-``write_workspace(path, seed=0)`` writes, deterministically per seed::
+``write_workspace(path, seed=0)`` writes one folder per registered kind with a sample writer
+(``nj.datasets.register_kind(..., sample=writer)``; the writers of the built-ins are here),
+deterministically per seed::
 
     snemi3d/  AC4_inputs.h5, AC4_labels.h5 (50x192x192), AC3_* (32x160x160)  key "main", 30x6x6 nm
     cremi3d/  sample_{A,B}_20160501.hdf (50x192x192), sample_C_... (32x160x160), 40x4x4 nm:
@@ -42,7 +44,6 @@ from scipy import ndimage
 
 from .rules import U64_MAX
 
-KINDS = ("snemi3d", "cremi3d", "microns", "mitoem2")
 MARKER = "workspace.json"
 VERSION = 1
 MICRONS_OFFSET = (70000, 50000, 20000)  # x, y, z of the segmentation (8x8x40 nm)
@@ -51,19 +52,42 @@ MICRONS_MARGIN = (4, 4, 2)  # x, y, z voxels of EM beyond the segmentation on ea
 MICRONS_ID_BASE = 864691135000000000
 
 
+def sample_kinds() -> tuple[str, ...]:
+    """The kinds written by :func:`write_workspace`: registered kinds with a sample writer."""
+    from .datasets.registry import kind_names
+
+    return kind_names("sample")
+
+
+def __getattr__(name: str):
+    if name == "KINDS":  # derived from the dataset-kind registry
+        return sample_kinds()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def write_workspace(path: str | os.PathLike, seed: int = 0) -> dict[str, Path]:
-    """Write the four native sample datasets under ``path``; ``{kind: root}``."""
+    """Write the native sample datasets (one per kind with a sample writer) under ``path``;
+    ``{kind: root}``. Kind ``i`` of :func:`sample_kinds` draws from ``rng([seed, i])``."""
+    from .datasets.registry import get_kind
+
+    kinds = sample_kinds()
+    writers = {k: get_kind(k, "sample").sample_writer() for k in kinds}
     path = Path(path).expanduser()
-    roots = {k: path / k for k in KINDS}
+    roots = {k: path / k for k in kinds}
     marker = path / MARKER
+    todo, done = list(kinds), {}
     if marker.is_file():
         try:
             done = json.loads(marker.read_text())
         except ValueError:
             done = {}
-        if done.get("seed") == seed and done.get("version") == VERSION and all(r.is_dir() for r in roots.values()):
-            return roots
-    clash = [str(r) for r in roots.values() if r.exists()]
+        if done.get("seed") == seed and done.get("version") == VERSION:
+            todo = [k for k in kinds if not roots[k].is_dir()]  # kinds registered since are added
+            if not todo:
+                return roots
+        else:
+            done = {}
+    clash = [str(roots[k]) for k in todo if roots[k].exists()]
     if clash:
         raise FileExistsError(f"{path}: already holds {clash} (not a sample workspace of seed {seed}); "
                               "choose an empty directory")
@@ -71,13 +95,13 @@ def write_workspace(path: str | os.PathLike, seed: int = 0) -> dict[str, Path]:
     tmp = Path(tempfile.mkdtemp(prefix=".workspace.tmp-", dir=path))
     moved: list[Path] = []
     try:
-        for i, kind in enumerate(KINDS):
+        for kind in todo:
             (tmp / kind).mkdir()
-            _WRITERS[kind](tmp / kind, np.random.default_rng([seed, i]))
-        for kind in KINDS:
+            writers[kind](tmp / kind, np.random.default_rng([seed, kinds.index(kind)]))
+        for kind in todo:
             os.replace(tmp / kind, roots[kind])
             moved.append(roots[kind])
-        sizes = {k: _du(r) for k, r in roots.items()}
+        sizes = {**done.get("bytes", {}), **{k: _du(roots[k]) for k in todo}}
         info = {"seed": seed, "version": VERSION, "bytes": sizes}
         (tmp / MARKER).write_text(json.dumps(info, indent=2))
         os.replace(tmp / MARKER, marker)
@@ -332,6 +356,3 @@ def _mitoem2(root: Path, rng) -> None:
             "spacing": list(vs[::-1]),
         }
         (base / "dataset.json").write_text(json.dumps(meta, indent=2))
-
-
-_WRITERS = {"snemi3d": _snemi3d, "cremi3d": _cremi3d, "microns": _microns, "mitoem2": _mitoem2}

@@ -70,17 +70,17 @@ def test_shape_mismatch_names_both_volumes(tmp_path):
 def test_unsupported_dtypes_and_empty_volumes():
     img = np.zeros((4, 5, 6), np.uint8)
     with pytest.raises(TypeError, match="unsupported image dtype complex64 .*expected one of uint8"):
-        D.generic(img.astype(np.complex64), img, (1, 1, 1))
+        D.generic(img.astype(np.complex64), label=img, voxel_size=(1, 1, 1))
     with pytest.raises(TypeError, match="unsupported label dtype float32 .*expected an integer"):
-        D.generic(img, img.astype(np.float32), (1, 1, 1))
+        D.generic(img, label=img.astype(np.float32), voxel_size=(1, 1, 1))
     with pytest.raises(ValueError, match=r"image volume is empty .*shape \(0, 5, 6\)"):
-        D.generic(np.zeros((0, 5, 6), np.uint8), None, (1, 1, 1))
+        D.generic(np.zeros((0, 5, 6), np.uint8), voxel_size=(1, 1, 1))
     with pytest.raises(ValueError, match="1 z sections cannot be split"):
-        D.generic(img[:1], img[:1], (1, 1, 1))
+        D.generic(img[:1], label=img[:1], voxel_size=(1, 1, 1))
     with pytest.raises(ValueError, match="voxel_size=\\(z, y, x\\) in nm is required"):
-        D.generic(img, img)
+        D.generic(img, label=img)
     with pytest.raises(ValueError, match="valid_fraction must be in \\[0, 1\\); got 1.5"):
-        D.generic(img, img, (1, 1, 1), valid_fraction=1.5)
+        D.generic(img, label=img, voxel_size=(1, 1, 1), valid_fraction=1.5)
 
 
 def test_cremi_ids_that_break_the_offset_encoding(tmp_path, workspace):

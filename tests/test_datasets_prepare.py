@@ -29,7 +29,7 @@ def fib25(load_shared):
 
 def test_fib25_generic_and_prepared(fib25, tmp_path):
     image, gt = fib25
-    native = D.generic(image, gt, (10, 10, 10))
+    native = D.generic(image, label=gt, voxel_size=(10, 10, 10))
     out = D.prepare("generic", image, tmp_path / "fib25", label=gt, voxel_size=(10, 10, 10), progress=False)
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["kind"] == "generic" and meta["voxel_size"] == [10.0, 10.0, 10.0]
@@ -40,7 +40,7 @@ def test_fib25_generic_and_prepared(fib25, tmp_path):
     for box in BOXES:
         np.testing.assert_array_equal(stored.read(box), gt[box])
     for split, z in (("train", slice(0, 200)), ("valid", slice(200, 250))):
-        for ds in (D.generic(out, split=split), D.generic(image, gt, (10, 10, 10), split=split)):
+        for ds in (D.generic(out, split=split), D.generic(image, split, label=gt, voxel_size=(10, 10, 10))):
             assert ds.voxel_size == (10.0, 10.0, 10.0) and ds.kind == "generic"
             for box in BOXES:
                 if box[0].stop <= ds.image.shape[0]:

@@ -208,19 +208,19 @@ def test_generic_on_arrays_and_files(tmp_path):
     rng = np.random.default_rng(1)
     img = rng.integers(0, 255, (11, 20, 30), dtype=np.uint8)
     lab = rng.integers(0, 3, (11, 20, 30), dtype=np.uint8)
-    ds = D.generic(img, lab, (30, 8, 8), rule="mitoem2", split="valid")
+    ds = D.generic(img, "valid", label=lab, voxel_size=(30, 8, 8), rule="mitoem2")
     assert ds.kind == "mitoem2" and ds.rule.instances == "boundary_separated"
     assert ds.info["z_ranges"] == {"volume": (9, 11)}
     np.testing.assert_array_equal(ds.label.read(), lab[9:])
     with h5py.File(tmp_path / "v.h5", "w") as f:
         f["image"], f["label"] = img, lab
     nj.volumes.write_zarr3(tmp_path / "lab.zarr", lab, (30, 8, 8))
-    ds = D.generic(f"{tmp_path}/v.h5:image", tmp_path / "lab.zarr", (30, 8, 8), split="train")
+    ds = D.generic(f"{tmp_path}/v.h5:image", "train", label=tmp_path / "lab.zarr", voxel_size=(30, 8, 8))
     np.testing.assert_array_equal(ds.image.read(), img[:9])
     np.testing.assert_array_equal(ds.label.read(), lab[:9])
-    te = D.generic(img, lab, (30, 8, 8), split="test", test=(img[:4], lab[:4]))
+    te = D.generic(img, "test", label=lab, voxel_size=(30, 8, 8), test=(img[:4], lab[:4]))
     np.testing.assert_array_equal(te.label.read(), lab[:4])
     with pytest.raises(ValueError, match="test=\\(image, label\\)"):
-        D.generic(img, lab, (30, 8, 8), split="test")
+        D.generic(img, "test", label=lab, voxel_size=(30, 8, 8))
     with pytest.raises(ValueError, match="unknown dataset kind 'nope'"):
-        D.generic(img, lab, (30, 8, 8), rule="nope")
+        D.generic(img, label=lab, voxel_size=(30, 8, 8), rule="nope")

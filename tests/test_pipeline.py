@@ -144,7 +144,7 @@ def test_train_and_valid_never_overlap_in_z(workspace):
 
 def test_sample_workspace_union_classes(prepared):
     specs = {k: (k, str(root), 1.0) for k, root in prepared.items()}
-    loader = Loader(nj.pipeline.sources_from_specs(specs), PATCH, batch_size=8, seed=0, output="numpy")
+    loader = Loader(nj.datasets.sources_from_specs(specs), PATCH, batch_size=8, seed=0, output="numpy")
     names = list(specs)
     classes = {k: set() for k in names}
     for b in take(loader, 4):

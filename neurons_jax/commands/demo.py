@@ -1,6 +1,6 @@
 """``neurons-jax demo`` (what ``make demo`` runs): the whole job on the embedded sample data.
 
-Writes the sample workspace in the four native formats, prepares each dataset to zarr3, mixes
+Writes the sample workspace in its kinds' native formats, prepares each dataset to zarr3, mixes
 them with the weights shown, trains the Flax UNet example briefly on the CPU, writes
 ``demo_out/preview.png`` and ``demo_out/metrics.json`` and prints a summary table.
 
@@ -15,17 +15,23 @@ import dataclasses
 import time
 from pathlib import Path
 
-WEIGHTS = {"snemi3d": 1.0, "cremi3d": 1.0, "microns": 1.0, "mitoem2": 1.0}
+
+def sample_kinds() -> tuple[str, ...]:
+    """The kinds of the sample workspace (registered kinds with a sample writer)."""
+    from neurons_jax.sample import sample_kinds
+
+    return sample_kinds()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    kinds = sample_kinds()
     p.add_argument("--out", default="demo_out", help="output folder (workspace, preview, metrics)")
     p.add_argument("--steps", type=int, default=40, help="training steps (the loss should fall)")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--patch", type=int, nargs=3, default=(8, 64, 64), metavar=("Z", "Y", "X"))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--weights", nargs=4, type=float, metavar=("SNEMI", "CREMI", "MICRONS", "MITOEM2"),
-                   default=list(WEIGHTS.values()))
+    p.add_argument("--weights", nargs=len(kinds), type=float, metavar=tuple(k.upper() for k in kinds),
+                   default=[1.0] * len(kinds), help=f"mixing weights of {', '.join(kinds)} (default 1 each)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,20 +47,21 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     native_root, prep_root = out / "workspace", out / "prepared"
+    kinds = sample_kinds()
     if not native_root.exists():
         native = nj.sample.write_workspace(native_root, seed=args.seed)
     else:  # a previous demo's workspace: the layout is fixed by write_workspace
-        native = {k: native_root / k for k in WEIGHTS}
+        native = {k: native_root / k for k in kinds}
     print(f"sample workspace: {native_root} ({time.perf_counter() - t0:.1f} s)")
-    weights = dict(zip(WEIGHTS, args.weights))
+    weights = dict(zip(kinds, args.weights))
     specs, rows = {}, []
-    for kind in WEIGHTS:
+    for kind in kinds:
         root = nj.datasets.prepare(kind, native[kind], prep_root / kind)
-        ds = getattr(nj.datasets, kind)(root, split="train")
+        ds = nj.datasets.open_dataset(kind, root, "train")
         specs[kind] = (kind, str(root), weights[kind])
         sizes = sorted({tuple(p.image.voxel_size) for p in ds.pairs}, reverse=True)
         rows.append((kind, len(ds.pairs), sizes, weights[kind]))
-    print(f"prepared 4 datasets under {prep_root} ({time.perf_counter() - t0:.1f} s)")
+    print(f"prepared {len(kinds)} datasets under {prep_root} ({time.perf_counter() - t0:.1f} s)")
 
     ex = load_train_example()
     cfg = dataclasses.replace(
@@ -67,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     share = {k: float(np.mean(ids == i)) for i, k in enumerate(res["datasets"])}
 
     # preview of one batch from the same mixture (host arrays, no JAX needed)
-    loader = nj.pipeline.Loader(nj.pipeline.sources_from_specs(specs), cfg.patch_shape, 4,
+    loader = nj.pipeline.Loader(nj.datasets.sources_from_specs(specs), cfg.patch_shape, 4,
                                 seed=args.seed + 1, output="numpy")
     batch = next(iter(loader))
     loader.close()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 
 from ..datasets.base import SPLITS
-from ..datasets.prepare import READERS
 
 EXAMPLES = """examples:
   neurons-jax info prepared/cremi3d
@@ -23,9 +22,14 @@ EXAMPLES = """examples:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..datasets.registry import kinds
+
+    public = [k.name for k in kinds() if k.root_optional]
+    also = f" ({', '.join(public)}: also a URL or 'public')" if public else ""
     p.formatter_class, p.epilog = argparse.RawDescriptionHelpFormatter, EXAMPLES
-    p.add_argument("root", help="native or prepared dataset root (microns: also a URL or 'public')")
-    p.add_argument("--kind", choices=READERS, default=None, help="dataset kind (needed for a native root)")
+    p.add_argument("root", help=f"native or prepared dataset root{also}")
+    p.add_argument("--kind", choices=[k.name for k in kinds()], default=None,
+                   help="dataset kind (needed for a native root)")
     p.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS), help="splits to show")
     p.add_argument("--max-voxels", type=int, default=1 << 24, help="label voxels read per volume for classes")
 
@@ -33,6 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import neurons_jax as nj
 
-    root = None if args.kind == "microns" and args.root == "public" else args.root
+    optional = args.kind is not None and nj.datasets.get_kind(args.kind).root_optional
+    root = None if optional and args.root == "public" else args.root
     print(nj.datasets.describe(root, args.kind, splits=tuple(args.splits), max_voxels=args.max_voxels))
     return 0

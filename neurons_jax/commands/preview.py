@@ -13,8 +13,11 @@ from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..datasets.registry import kind_names
+
     p.add_argument("config", nargs="?", help="JSON config: {datasets: {name: [kind, root, weight]}, patch, batch_size, seed, split}")
-    p.add_argument("--dataset", action="append", default=[], metavar="KIND=ROOT[:WEIGHT]")
+    p.add_argument("--dataset", action="append", default=[], metavar="KIND=ROOT[:WEIGHT]",
+                   help=f"a dataset to mix (repeatable); KIND one of {', '.join(kind_names())}")
     p.add_argument("--patch", type=int, nargs=3, default=(8, 96, 96), metavar=("Z", "Y", "X"))
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
@@ -32,11 +35,11 @@ def run(args: argparse.Namespace) -> int:
     if args.config:
         cfg = json.loads(Path(args.config).read_text())
     specs = {k: tuple(v) for k, v in cfg.get("datasets", {}).items()}
-    specs = specs or {s[0]: s for s in map(nj.pipeline.parse_dataset_spec, args.dataset)}
+    specs = specs or {s[0]: s for s in map(nj.datasets.parse_dataset_spec, args.dataset)}
     if not specs:
         raise ValueError("nothing to preview: give a CONFIG file or at least one --dataset KIND=ROOT")
     split = cfg.get("split", args.split)
-    sources = nj.pipeline.sources_from_specs(specs, split)
+    sources = nj.datasets.sources_from_specs(specs, split)
     loader = nj.pipeline.Loader(
         sources, tuple(cfg.get("patch", args.patch)), int(cfg.get("batch_size", args.batch_size)),
         seed=int(cfg.get("seed", args.seed)), split=split, output="numpy",

@@ -46,6 +46,7 @@ from ._common import (
     recorded_option,
 )
 from .base import Dataset
+from .registry import Downloader, option, register_kind
 
 KIND = "cremi3d"
 DEFAULT_VOXEL_SIZE = (40.0, 4.0, 4.0)
@@ -58,10 +59,10 @@ EXPECTED = "a directory with sample_A_20160501.hdf, sample_B_..., sample_C_... (
 def cremi3d(
     root: str | os.PathLike,
     split: str = "train",
+    *,
     volumes: Sequence[str] = ("A", "B"),
     include_clefts: bool = True,
     include_mito: bool = False,
-    *,
     valid_fraction: float = 0.2,
 ) -> Dataset:
     """The CREMI split at ``root``: ``volumes`` feed train/valid, sample C is test."""
@@ -232,3 +233,31 @@ class CremiLabels:
 
     def files(self) -> list[str]:
         return [self.path]
+
+
+register_kind(
+    KIND,
+    cremi3d,
+    rule=KIND,
+    help="CREMI: Drosophila ssTEM; neurons, synaptic clefts, mitochondria (offset-encoded ids)",
+    root_help="directory with sample_A_20160501.hdf, sample_B_..., sample_C_... (or a prepared root)",
+    native_entries=native_entries,
+    options=options,
+    prepare_options=(
+        option("--volumes", dest="volumes", nargs="+", metavar="S", help="train/valid samples (default A B)"),
+        option("--no-clefts", dest="include_clefts", action="store_const", const=False,
+               help="leave synaptic clefts out of the labels"),
+        option("--mito", dest="include_mito", action="store_const", const=True,
+               help="add mitochondria (ids + 2,000,000)"),
+    ),
+    downloader=Downloader(
+        "neurons_jax.download.cremi3d:download",
+        help="CREMI samples A/B/C (HDF5) from cremi.org",
+        options=(
+            option("--samples", dest="samples", nargs="+", metavar="S",
+                   help="samples to fetch among A B C (default: all)"),
+            option("--padded", dest="padded", action="store_true", help="fetch the padded variants"),
+        ),
+    ),
+    sample="neurons_jax.sample:_cremi3d",
+)

@@ -1,7 +1,8 @@
 """Any image/label pair: NumPy arrays, Volumes, TensorStore specs or URLs, HDF5/TIFF/NIfTI files.
 
-``generic(image, label, voxel_size, rule="generic")`` wraps one pair; ``rule`` names the label
-rule (any registered kind, e.g. ``"mitoem2"`` for 0/1/2 labels) and becomes the dataset kind.
+``generic(image, split, label=..., voxel_size=..., rule="generic")`` wraps one pair; ``rule``
+names the label rule (any registered rule, e.g. ``"mitoem2"`` for 0/1/2 labels) and becomes
+the dataset kind.
 Splits: train = z ``[0, n - n_valid)``, valid = the last ``valid_fraction`` of z; test is the
 ``test=(image, label)`` pair when one is given. ``image`` may also be a prepared root.
 
@@ -12,7 +13,7 @@ a zarr3/zarr/n5/precomputed path or URL (``Volume.open``); ``file.h5`` or ``file
 Example:
     >>> import numpy as np, neurons_jax as nj
     >>> img = np.zeros((10, 32, 32), np.uint8); lab = np.ones((10, 32, 32), np.uint32)
-    >>> ds = nj.datasets.generic(img, lab, (10, 10, 10), split="valid")
+    >>> ds = nj.datasets.generic(img, "valid", label=lab, voxel_size=(10, 10, 10))
     >>> ds.image.shape, ds.info["z_ranges"]
     ((2, 32, 32), {'volume': (8, 10)})
 """
@@ -39,6 +40,7 @@ from ._common import (
 )
 from ._sources import source_files
 from .base import Dataset
+from .registry import option, register_kind
 
 KIND = "generic"
 FILE_SUFFIXES = (".h5", ".hdf5", ".hdf", ".tif", ".tiff", ".nii", ".nii.gz")
@@ -46,16 +48,21 @@ FILE_SUFFIXES = (".h5", ".hdf5", ".hdf", ".tif", ".tiff", ".nii", ".nii.gz")
 
 def generic(
     image: Any,
+    split: str = "train",
+    *,
     label: Any = None,
     voxel_size: Sequence[float] | None = None,
     rule: str | LabelRule = "generic",
-    split: str = "train",
-    *,
     valid_fraction: float = 0.2,
     test: tuple[Any, Any] | None = None,
     name: str = "volume",
 ) -> Dataset:
     """A dataset from one image/label pair (or a prepared generic root given as ``image``)."""
+    if not isinstance(split, str):
+        raise TypeError(
+            f"generic: split must be one of train, valid, test; got a {type(split).__name__} "
+            "(label, voxel_size and rule are keyword-only: generic(image, split, label=..., voxel_size=...))"
+        )
     check_split(split)
     if is_prepared(image):
         entries, meta = prepared_entries(image, KIND, ("test",) if split == "test" else ("trainval",))
@@ -144,3 +151,19 @@ def _root(image: Any) -> str:
 def options(label=None, voxel_size=None, rule="generic", test=None, name="volume") -> dict:
     return {"rule": _kind(rule), "voxel_size": None if voxel_size is None else [float(v) for v in voxel_size],
             "name": name, "has_test": test is not None}
+
+
+register_kind(
+    KIND,
+    generic,
+    rule=KIND,
+    help="any image/label pair: arrays, zarr/n5/precomputed paths or URLs, HDF5/TIFF/NIfTI files",
+    root_help="the image path/URL (file.h5:key works), or a prepared generic root",
+    native_entries=native_entries,
+    options=options,
+    prepare_options=(
+        option("--label", dest="label", help="label path/URL (file.h5:key works)"),
+        option("--voxel-size", dest="voxel_size", type=float, nargs=3, metavar=("Z", "Y", "X"), help="nm"),
+        option("--rule", dest="rule", help="label rule kind (default generic)"),
+    ),
+)

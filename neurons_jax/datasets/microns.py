@@ -21,7 +21,7 @@ adjacent crop of the same size along +x, ``[x0 + sx, x0 + 2 sx)``.
 
 Example:
     >>> import neurons_jax as nj
-    >>> ds = nj.datasets.microns(seg_version=1300, size=(256, 256, 64))   # doctest: +SKIP
+    >>> ds = nj.datasets.microns("public", "train", size=(256, 256, 64))   # doctest: +SKIP
     >>> ds.voxel_size                                                      # doctest: +SKIP
     (40.0, 8.0, 8.0)
 """
@@ -49,6 +49,7 @@ from ._common import (
     recorded_option,
 )
 from .base import Dataset
+from .registry import Downloader, option, register_kind
 
 KIND = "microns"
 VERSIONS = {117: "seg", 343: "seg_m343", 943: "seg_m943", 1300: "seg_m1300"}
@@ -66,29 +67,33 @@ DEFAULT_SIZE = (128, 128, 128)
 
 
 def microns(
-    root_or_url: str | os.PathLike | None = None,
+    root: str | os.PathLike | None = None,
+    split: str = "train",
+    *,
     seg_version: int | str = 1300,
     origin: Sequence[int] | None = None,
     size: Sequence[int] | None = None,
-    split: str = "train",
-    *,
     valid_fraction: float = 0.2,
 ) -> Dataset:
-    """The MICrONS crop (``origin``/``size`` in x, y, z segmentation voxels) for ``split``."""
+    """The MICrONS crop (``origin``/``size`` in x, y, z segmentation voxels) for ``split``.
+
+    ``root``: None or ``"public"`` (the public layers), a local root or mirror URL, or a
+    prepared root.
+    """
     check_split(split)
     version = check_version(seg_version)
     roles = ("test",) if split == "test" else ("trainval",)
-    if is_prepared(root_or_url):
-        meta = {**read_metadata(root_or_url), "_root": str(root_or_url)}
+    if is_prepared(root):
+        meta = {**read_metadata(root), "_root": str(root)}
         version = recorded_option(meta, "seg_version", version, 1300)
         recorded_option(meta, "origin", None if origin is None else list(origin), None)
         recorded_option(meta, "size", None if size is None else list(size), None)
-        entries, _ = prepared_entries(root_or_url, KIND, roles)
+        entries, _ = prepared_entries(root, KIND, roles)
         if not entries:
-            raise ValueError(f"{root_or_url}: prepared without a {split} crop (it fell outside the data)")
+            raise ValueError(f"{root}: prepared without a {split} crop (it fell outside the data)")
     else:
-        entries = native_entries(root_or_url, roles, version, origin, size)
-    return make_dataset(KIND, root_or_url or "public", split, entries, valid_fraction,
+        entries = native_entries(root, roles, version, origin, size)
+    return make_dataset(KIND, root or "public", split, entries, valid_fraction,
                         {"seg_version": version})
 
 
@@ -284,3 +289,40 @@ def options(seg_version=1300, origin=None, size=None) -> dict:
     return {"seg_version": check_version(seg_version),
             "origin": None if origin is None else [int(v) for v in origin],
             "size": None if size is None else [int(v) for v in size]}
+
+
+register_kind(
+    KIND,
+    microns,
+    rule=KIND,
+    help="MICrONS minnie65: EM + proofread segmentation streamed from precomputed layers",
+    root_help="'public', a local root or mirror URL with em/ and seg_m*/ layers, or a prepared root",
+    native_entries=native_entries,
+    options=options,
+    root_optional=True,
+    prepare_options=(
+        option("--seg-version", dest="seg_version", type=int, help="117, 343, 943 or 1300 (default 1300)"),
+        option("--origin", dest="origin", type=int, nargs=3, metavar=("X", "Y", "Z"),
+               help="crop origin, segmentation voxels"),
+        option("--size", dest="size", type=int, nargs=3, metavar=("X", "Y", "Z"),
+               help="crop size, segmentation voxels"),
+    ),
+    downloader=Downloader(
+        "neurons_jax.download.microns:download",
+        help="nothing by default (streamed); --cache stores a crop as local zarr3",
+        http=False,  # TensorStore does the transfers
+        options=(
+            option("--cache", dest="cache", action="store_true",
+                   help="write the crop to a local zarr3 store (default: nothing to do)"),
+            option("--origin", dest="origin", nargs=3, type=int, metavar=("X", "Y", "Z"),
+                   help="crop origin, x y z in segmentation voxels (default: the reader's)"),
+            option("--size", dest="size", nargs="+", type=int, metavar="N",
+                   help="crop size x y z (or one value for a cube; default: the reader's)"),
+            option("--seg-version", dest="seg_versions", nargs="+", metavar="V",
+                   help="segmentation versions among 117 343 943 1300, or 'all' (default 1300)"),
+        ),
+        done="cached crops are prepared roots: nj.datasets.microns(<one of the paths above>, "
+             "split=...) reads them offline",
+    ),
+    sample="neurons_jax.sample:_microns",
+)

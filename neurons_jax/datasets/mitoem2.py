@@ -15,7 +15,7 @@ Test = ``imagesTs``/``labelsTs``. Pair names are ``<Type>/<case>``.
 
 Example:
     >>> import neurons_jax as nj
-    >>> ds = nj.datasets.mitoem2("data/mitoem2", subsets=["Beta"], split="valid")   # doctest: +SKIP
+    >>> ds = nj.datasets.mitoem2("data/mitoem2", "valid", subsets=["Beta"])   # doctest: +SKIP
     >>> [p.name for p in ds.pairs]                                                 # doctest: +SKIP
     ['Beta/beta_003']
 """
@@ -42,6 +42,7 @@ from ._common import (
 )
 from ._sources import NiftiSource, source_files
 from .base import Dataset
+from .registry import Downloader, option, register_kind
 
 KIND = "mitoem2"
 SUFFIXES = (".nii.gz", ".nii")
@@ -50,9 +51,9 @@ EXPECTED = "a directory of Dataset00N_ME2-*/ nnU-Net folders (imagesTr, labelsTr
 
 def mitoem2(
     root: str | os.PathLike,
-    subsets: Sequence[str | int] | None = None,
     split: str = "train",
     *,
+    subsets: Sequence[str | int] | None = None,
     valid_fraction: float = 0.2,
 ) -> Dataset:
     """The MitoEM2 split at ``root`` for ``subsets`` (names, cell types or numbers; None = all)."""
@@ -199,3 +200,31 @@ def options(subsets=None) -> dict:
     if isinstance(subsets, (str, int)):
         subsets = [subsets]
     return {"subsets": None if subsets is None else [str(s) for s in subsets]}
+
+
+register_kind(
+    KIND,
+    mitoem2,
+    rule=KIND,
+    help="MitoEM2: mitochondria in eight cell types (nnU-Net NIfTI; labels 0/1/2)",
+    root_help="directory of Dataset00N_ME2-*/ nnU-Net folders (or one of them), or a prepared root",
+    native_entries=native_entries,
+    options=options,
+    roles=("tr", "test"),  # imagesTr: split by file (assign_roles), imagesTs: test
+    assign_roles=assign_roles,
+    prepare_options=(
+        option("--subsets", dest="subsets", nargs="+", metavar="NAME", help="e.g. Beta Mossy or 1 4 (default all)"),
+    ),
+    downloader=Downloader(
+        "neurons_jax.download.mitoem2:download",
+        help="the eight Dataset00N_ME2-* zips from Zenodo, extracted (nnU-Net layout)",
+        options=(
+            option("--link", dest="link", metavar="DIR", type=Path,
+                   help="symlink an existing copy in DIR instead of downloading"),
+            option("--datasets", dest="datasets", nargs="+", metavar="NAME",
+                   help="sub-datasets (full name, cell type or number; default: all 8)"),
+            option("--keep-zips", dest="keep_zips", action="store_true", help="keep the zips after extraction"),
+        ),
+    ),
+    sample="neurons_jax.sample:_mitoem2",
+)

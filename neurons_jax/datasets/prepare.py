@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
-import importlib
 import json
 import os
 import re
@@ -42,9 +41,13 @@ from ..rules import get_rule
 from ..volumes import ArraySource, Volume, replace_path, usual_mode, write_json, write_zarr3
 from ._common import FORMAT, METADATA, Entry, check_fraction, read_metadata, select
 from ._sources import CheckedSource
+from .registry import DatasetKind, get_kind, kind_names
 
-READERS = ("snemi3d", "cremi3d", "microns", "mitoem2", "generic")
-_MAIN_ROLE = {"mitoem2": "tr"}
+
+def __getattr__(name: str) -> Any:
+    if name == "READERS":  # the kinds prepare can ingest (derived from the registry)
+        return kind_names("prepare")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def prepare(
@@ -58,22 +61,24 @@ def prepare(
     **reader_kwargs: Any,
 ) -> Path:
     """Ingest dataset ``kind`` from ``input_dir`` into ``output_dir``; returns ``output_dir``."""
-    module = reader_module(kind)
+    spec = get_kind(kind, "prepare")
     vf = check_fraction(valid_fraction)
-    opts = module.options(**reader_kwargs)
-    data_kind = opts.get("rule", kind)
+    opts = spec.record_options(**reader_kwargs)
+    data_kind = opts.get("rule") or spec.rule  # generic: the label rule is an option
     entry_kwargs = {k: v for k, v in reader_kwargs.items() if k != "rule"}
-    if input_dir is None and kind != "microns":
-        raise ValueError(f"prepare {kind}: input_dir is required")
+    if input_dir is None and not spec.root_optional:
+        raise ValueError(f"prepare {kind}: input_dir is required ({spec.root_help})")
     output = Path(output_dir).expanduser()
 
-    main_role = _MAIN_ROLE.get(kind, "trainval")
-    entries = module.native_entries(input_dir, roles=(main_role,), **entry_kwargs)
+    entries = list(spec.native_entries(input_dir, roles=(spec.main_role,), **entry_kwargs))
+    if not entries:
+        raise ValueError(f"prepare {kind}: {input_dir} holds no {spec.main_role!r} volumes ({spec.root_help})")
     notes = []
-    try:
-        entries += module.native_entries(input_dir, roles=("test",), **entry_kwargs)
-    except (FileNotFoundError, KeyError, ValueError) as e:
-        notes.append(f"no test volumes: {str(e).splitlines()[0]}")
+    for role in spec.roles[1:]:
+        try:
+            entries += spec.native_entries(input_dir, roles=(role,), **entry_kwargs)
+        except (FileNotFoundError, KeyError, ValueError) as e:
+            notes.append(f"no {role} volumes: {str(e).splitlines()[0]}")
     fingerprint = _fingerprint(kind, opts, entries)
 
     if output.exists():
@@ -95,7 +100,7 @@ def prepare(
     try:
         usual_mode(tmp)
         volumes = _write_volumes(tmp, entries, kind, progress)
-        meta = _metadata(kind, data_kind, input_dir, opts, vf, entries, volumes, fingerprint, notes, module)
+        meta = _metadata(spec, data_kind, input_dir, opts, vf, entries, volumes, fingerprint, notes)
         write_json(tmp / METADATA, meta)
         replace_path(tmp, output)
     except BaseException:
@@ -104,12 +109,6 @@ def prepare(
     for note in notes:
         print(f"prepare {kind}: note: {note}", file=sys.stderr)
     return output
-
-
-def reader_module(kind: str):
-    if kind not in READERS:
-        raise ValueError(f"unknown dataset kind {kind!r} for prepare; expected one of {', '.join(READERS)}")
-    return importlib.import_module(f".{kind}", __package__)
 
 
 def _existing(path: Path) -> str:
@@ -154,10 +153,9 @@ def _write_volumes(tmp: Path, entries: list[Entry], kind: str, progress: bool) -
     return out
 
 
-def _metadata(kind, data_kind, input_dir, opts, vf, entries, volumes, fingerprint, notes, module) -> dict:
+def _metadata(spec: DatasetKind, data_kind, input_dir, opts, vf, entries, volumes, fingerprint, notes) -> dict:
     rule = get_rule(data_kind)
-    assign = getattr(module, "assign_roles", None)
-    split_entries = assign(entries, vf) if assign else entries
+    split_entries = spec.assign_roles(entries, vf) if spec.assign_roles else entries
     splits = {}
     for split in ("train", "valid", "test"):
         pairs, zr = select(split_entries, split, vf)
@@ -166,7 +164,7 @@ def _metadata(kind, data_kind, input_dir, opts, vf, entries, volumes, fingerprin
     return {
         "format": FORMAT,
         "version": 1,
-        "reader": kind,
+        "reader": spec.name,
         "kind": data_kind,
         "label_rule": {**dataclasses.asdict(rule), "ranges": [list(r) for r in rule.ranges]},
         "voxel_size": list(entries[0].pair.image.voxel_size),

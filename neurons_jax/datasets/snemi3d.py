@@ -33,6 +33,7 @@ from ._common import (
 )
 from ._sources import source_files
 from .base import Dataset
+from .registry import Downloader, option, register_kind
 
 KIND = "snemi3d"
 VOXEL_SIZE = (30.0, 6.0, 6.0)
@@ -78,3 +79,21 @@ def options(**kwargs) -> dict:
     if kwargs:
         raise TypeError(f"snemi3d: unexpected options {sorted(kwargs)}")
     return {}
+
+
+register_kind(
+    KIND,
+    snemi3d,
+    rule=KIND,
+    help="SNEMI3D: mouse cortex ssTEM, neuron instance ids (AC4 train/valid, AC3 test)",
+    root_help="directory with AC4_inputs.h5/AC4_labels.h5 and AC3_* (or .tif), or a prepared root",
+    native_entries=native_entries,
+    options=options,
+    downloader=Downloader(
+        "neurons_jax.download.snemi3d:download",
+        help="AC3/AC4 inputs and labels (HDF5) from the public mirror, or --link a copy",
+        options=(option("--link", dest="link", metavar="DIR", type=Path,
+                        help="symlink an existing copy in DIR instead of downloading"),),
+    ),
+    sample="neurons_jax.sample:_snemi3d",
+)

@@ -1,7 +1,7 @@
 """What a dataset root holds: volumes, shapes, voxel sizes, label classes present.
 
-``summarize(root, kind=None)`` opens every split through the reader of ``kind`` (read from
-``metadata.json`` for a prepared root) and returns plain dicts; ``describe`` formats them for
+``summarize(root, kind=None)`` opens every split through the registered reader of ``kind``
+(read from ``metadata.json`` for a prepared root) and returns plain dicts; ``describe`` formats them for
 ``neurons-jax info``. Classes come from the unique ids of the label (all of it up to
 ``max_voxels``, else evenly spaced z sections) mapped through the dataset's label rule with
 ``searchsorted`` over its id ranges, never a loop over labels.
@@ -25,6 +25,7 @@ from ..rules import UNION_CLASSES, LabelRule, get_rule
 from ..volumes import Volume
 from ._common import is_prepared, read_metadata
 from .base import SPLITS
+from .registry import get_kind, kind_names
 
 
 def unique_ids(label: Volume, max_voxels: int = 1 << 24) -> np.ndarray:
@@ -55,8 +56,6 @@ def classes_present(label: Volume, rule: str | LabelRule, max_voxels: int = 1 <<
 def summarize(root: Any, kind: str | None = None, splits=SPLITS, max_voxels: int = 1 << 24,
               **reader_kwargs) -> dict:
     """``{"kind", "root", "prepared", "splits": {split: [volume dicts] or error}}``."""
-    from . import READER_FUNCTIONS
-
     prepared = is_prepared(root)
     if prepared:
         meta = read_metadata(root)
@@ -64,15 +63,14 @@ def summarize(root: Any, kind: str | None = None, splits=SPLITS, max_voxels: int
             raise ValueError(f"{root}: a prepared {meta['reader']!r} root, not {kind!r}")
         kind = meta["reader"]
     if kind is None:
-        raise ValueError(f"{root}: not a prepared root; pass the dataset kind (--kind)")
-    if kind not in READER_FUNCTIONS:
-        raise ValueError(f"unknown dataset kind {kind!r}; expected one of {', '.join(READER_FUNCTIONS)}")
-    reader = READER_FUNCTIONS[kind]
+        raise ValueError(f"{root}: not a prepared root; pass the dataset kind (--kind, one of "
+                         f"{', '.join(kind_names())})")
+    reader = get_kind(kind).reader
     out: dict = {"kind": kind, "root": os.fspath(root) if root is not None else "public",
                  "prepared": prepared, "splits": {}}
     for split in splits:
         try:
-            ds = reader(root, split=split, **reader_kwargs)
+            ds = reader(root, split, **reader_kwargs)
         except (FileNotFoundError, KeyError, ValueError, OSError) as e:
             out["splits"][split] = {"error": str(e).splitlines()[0]}
             continue

@@ -66,6 +66,8 @@ def download(
     options = options or Options()
     versions = resolve_versions(seg_versions)
     root = mirror_url("microns", options.mirror)
+    if size is not None and len(size) not in (1, 3):
+        raise ValueError(f"--size: expected 1 or 3 values (x y z); got {len(size)}")
     if size is not None and len(size) == 1:
         size = (int(size[0]),) * 3
     if not cache:
