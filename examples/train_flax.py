@@ -100,8 +100,7 @@ def sample_datasets(cfg: TrainConfig) -> dict[str, tuple[str, str, float]]:
     """The four sample datasets, written and prepared under ``cfg.workspace`` (or a temp dir)."""
     root = Path(cfg.workspace or tempfile.mkdtemp(prefix="neurons_jax_ws_"))
     native = nj.sample.write_workspace(root / "native", seed=cfg.seed)
-    weights = {"snemi3d": 1.0, "cremi3d": 1.0, "microns": 1.0, "mitoem2": 1.0}
-    return {k: (k, str(nj.datasets.prepare(k, native[k], root / "prepared" / k)), weights[k]) for k in native}
+    return {k: (k, str(nj.datasets.prepare(k, native[k], root / "prepared" / k)), 1.0) for k in native}
 
 
 # ----------------------------------------------------------------------------- step
@@ -221,7 +220,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
-    datasets = {spec[0]: spec for spec in map(nj.datasets.parse_dataset_spec, a.dataset)}
+    datasets = nj.datasets.specs_by_name(a.dataset)
     cfg = TrainConfig(datasets=datasets, steps=a.steps, batch_size=a.batch_size, patch_shape=tuple(a.patch),
                       learning_rate=a.lr, seed=a.seed, worker_count=a.workers, augment=not a.no_augment,
                       ckpt_dir=a.ckpt_dir, ckpt_every=a.ckpt_every, resume=a.resume, workspace=a.workspace)

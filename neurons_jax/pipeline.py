@@ -296,25 +296,3 @@ def _absl_parsed() -> None:
             flags.FLAGS.mark_as_parsed()
     except Exception:  # noqa: BLE001 - absl is optional
         pass
-
-
-READERS = ("snemi3d", "cremi3d", "microns", "mitoem2")
-
-
-def parse_dataset_spec(text: str) -> tuple[str, str, float]:
-    """``"KIND=ROOT[:WEIGHT]"`` -> (kind, root, weight), as the command line takes datasets."""
-    kind, sep, rest = text.partition("=")
-    if not sep or kind not in READERS or not rest:
-        raise ValueError(f"dataset {text!r}: expected KIND=ROOT[:WEIGHT] with KIND one of {', '.join(READERS)}")
-    root, w = rest, 1.0
-    head, _, tail = rest.rpartition(":")
-    if head and tail.replace(".", "", 1).isdigit():
-        root, w = head, float(tail)
-    return kind, root, w
-
-
-def sources_from_specs(specs: Mapping[str, tuple[str, str, float]], split: str = "train") -> dict:
-    """``{name: (kind, root, weight)}`` -> ``{name: (dataset, weight)}`` for ``Loader``."""
-    from . import datasets
-
-    return {name: (getattr(datasets, kind)(root, split=split), float(w)) for name, (kind, root, w) in specs.items()}

@@ -374,3 +374,9 @@ def test_sources_from_specs(prepared):
         D.sources_from_specs({"x": ("fib", "root", 1.0)})
     with pytest.raises(ValueError, match=r"dataset 'x': expected \(kind, root\[, weight\]\)"):
         D.sources_from_specs({"x": "snemi3d=root"})
+
+
+def test_two_specs_of_one_kind_are_both_kept():
+    specs = nj.datasets.specs_by_name(["snemi3d=a", "mitoem2=b:2", "snemi3d=c:3"])
+    assert specs == {"snemi3d": ("snemi3d", "a", 1.0), "mitoem2": ("mitoem2", "b", 2.0),
+                     "snemi3d_2": ("snemi3d", "c", 3.0)}

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     if args.config:
         cfg = json.loads(Path(args.config).read_text())
     specs = {k: tuple(v) for k, v in cfg.get("datasets", {}).items()}
-    specs = specs or {s[0]: s for s in map(nj.datasets.parse_dataset_spec, args.dataset)}
+    specs = specs or nj.datasets.specs_by_name(args.dataset)
     if not specs:
         raise ValueError("nothing to preview: give a CONFIG file or at least one --dataset KIND=ROOT")
     split = cfg.get("split", args.split)

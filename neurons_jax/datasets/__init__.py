@@ -45,7 +45,7 @@ from .generic import generic
 
 # isort: on
 from .prepare import prepare
-from .specs import parse_dataset_spec, sources_from_specs
+from .specs import parse_dataset_spec, sources_from_specs, specs_by_name
 from .summary import classes_present, describe, summarize
 
 READER_FUNCTIONS = ReaderFunctions()
@@ -77,6 +77,7 @@ __all__ = [
     "open_dataset",
     "option",
     "parse_dataset_spec",
+    "specs_by_name",
     "prepare",
     "register_kind",
     "snemi3d",

@@ -10,6 +10,8 @@ Example:
     ('mitoem2', 'prepared/mitoem2', 2.0)
     >>> parse_dataset_spec("generic=fib25.h5:image")
     ('generic', 'fib25.h5:image', 1.0)
+    >>> list(specs_by_name(["snemi3d=a", "snemi3d=b:2", "mitoem2=c"]))
+    ['snemi3d', 'snemi3d_2', 'mitoem2']
     >>> sources = sources_from_specs({"m": ("mitoem2", "prepared/mitoem2", 2.0)})   # doctest: +SKIP
 """
 
@@ -86,3 +88,18 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def specs_by_name(texts: Sequence[str]) -> dict[str, tuple[str, str, float]]:
+    """Several ``--dataset`` values -> ``{name: (kind, root, weight)}``, named by kind; a second
+    spec of the same kind is ``kind_2`` (and so on), never dropped."""
+    out: dict[str, tuple[str, str, float]] = {}
+    for text in texts:
+        spec = parse_dataset_spec(text)
+        name, k = spec[0], 1
+        while name in out:
+            k += 1
+            name = f"{spec[0]}_{k}"
+        out[name] = spec
+    return out
+
