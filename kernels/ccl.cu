@@ -17,6 +17,8 @@
 // I: index type (int, or long long above 2**31 voxels). CONN: 6, 18 or 26.
 // Every kernel is a grid-stride loop, so any grid size covers the volume.
 
+#include "stencil.cuh"
+
 template <typename I>
 __device__ __forceinline__ I atomic_cas(I* addr, I expected, I desired);
 
@@ -63,16 +65,6 @@ __device__ __forceinline__ void unite(I* parent, I a, I b) {
     a = find_root(parent, old);
     b = find_root(parent, b);
   }
-}
-
-// Is (dz, dy, dx) in the stencil of the connectivity?
-template <int CONN>
-__device__ __forceinline__ bool in_stencil(int dz, int dy, int dx) {
-  int s = (dz != 0) + (dy != 0) + (dx != 0);
-  if (s == 0) return false;
-  if (CONN == 6) return s == 1;
-  if (CONN == 18) return s <= 2;
-  return true;
 }
 
 template <typename T, typename I>

@@ -10,14 +10,7 @@
 //
 // CONN: 6, 18 or 26 (2D inputs run as one section, 4 -> 6, 8 -> 26).
 
-template <int CONN>
-__device__ __forceinline__ bool grow_in_stencil(int dz, int dy, int dx) {
-  int s = (dz != 0) + (dy != 0) + (dx != 0);
-  if (s == 0) return false;
-  if (CONN == 6) return s == 1;
-  if (CONN == 18) return s <= 2;
-  return true;
-}
+#include "stencil.cuh"
 
 template <int CONN>
 __global__ void grow_step(const unsigned char* __restrict__ pending,
@@ -43,7 +36,7 @@ __global__ void grow_step(const unsigned char* __restrict__ pending,
       for (int dy = -1; dy <= 1; ++dy) {
 #pragma unroll
         for (int dx = -1; dx <= 1; ++dx) {
-          if (!grow_in_stencil<CONN>(dz, dy, dx)) continue;
+          if (!in_stencil<CONN>(dz, dy, dx)) continue;
           if (z + dz < 0 || z + dz >= Z || y + dy < 0 || y + dy >= Y || x + dx < 0 ||
               x + dx >= X)
             continue;

@@ -5,7 +5,10 @@ stack (``.tif``/``.tiff``), NIfTI (``.nii``/``.nii.gz``, stored XYZ on disk), ``
 TensorStore volume: a zarr3 / zarr / N5 / precomputed directory, a ``DRIVER://path`` string
 (``zarr3://``, ``zarr://``, ``n5://``, ``precomputed://``) or a URL. Outputs pick the format
 from the suffix: ``.zarr3`` (or no known suffix) is zarr3, ``.zarr`` is zarr v2, ``.n5`` is N5.
-Every write goes to a temporary name in the destination folder and is then renamed.
+Every write goes to a temporary name in the destination folder and is then renamed. A voxel
+size is recorded where it is known (zarr3/N5 dimension units, zarr ``.zattrs``, HDF5
+``resolution``, TIFF metadata, NIfTI zooms); where it is not, nothing is recorded, except that
+precomputed (whose format requires one) records 1 nm and NIfTI zooms of 1 µm with unknown units.
 
 Example:
     >>> import numpy as np, tempfile, os
@@ -124,7 +127,8 @@ def parse_output(text: str) -> Location:
 # ----------------------------------------------------------------------------- reading
 @dataclass
 class LabelVolume:
-    """An opened label volume: ZYX ``volume`` (read slab by slab), known ``voxel_size`` or None."""
+    """An opened label volume: ZYX ``volume`` (read slab by slab), known ``voxel_size`` or None
+    (the volume's own voxel size is the same)."""
 
     location: Location
     volume: Volume
@@ -200,7 +204,7 @@ def _labels(loc: Location, source, vs) -> LabelVolume:
     nd = len(source.shape)
     if nd not in (2, 3):
         raise LabelIOError(f"{loc}: expected a 3D (or 2D) label volume; found shape {tuple(source.shape)}")
-    return LabelVolume(loc, Volume(source, vs or (1.0,) * nd, name=loc.text), vs)
+    return LabelVolume(loc, Volume(source, vs, name=loc.text), vs)
 
 
 def _array_labels(loc: Location, arr: np.ndarray, vs, **extra) -> LabelVolume:
@@ -433,7 +437,7 @@ _WRITERS = {"hdf5": _write_h5, "npy": _write_npy, "npz": _write_npz, "tiff": _wr
             "nifti": _write_nifti}
 
 
-def _store_spec(fmt: str, tmp: Path, array: np.ndarray, vs: tuple[float, ...]) -> dict:
+def _store_spec(fmt: str, tmp: Path, array: np.ndarray, vs: tuple[float, ...] | None) -> dict:
     kv = {"driver": "file", "path": str(tmp.resolve()) + "/"}
     dtype, shape = np.dtype(array.dtype), tuple(array.shape)
     if fmt == "precomputed":
@@ -449,7 +453,8 @@ def _store_spec(fmt: str, tmp: Path, array: np.ndarray, vs: tuple[float, ...]) -
     schema: dict[str, Any] = {"dtype": dtype.name, "domain": {"shape": list(shape)},
                               "chunk_layout": {"chunk": {"shape": chunks}}}
     if fmt == "n5":
-        schema["dimension_units"] = [[v, "nm"] for v in vs]
+        if vs is not None:
+            schema["dimension_units"] = [[v, "nm"] for v in vs]
         return {"driver": "n5", "kvstore": kv, "schema": schema,
                 "metadata": {"compression": {"type": "gzip", "level": 1}}}
     schema["fill_value"] = 0
@@ -467,13 +472,15 @@ def _write_store(fmt: str, tmp: Path, array: np.ndarray, vs, progress: Progress)
 
     nd = array.ndim
     if fmt == "zarr3":
-        write_zarr3(tmp, array, vs or (1.0,) * nd, progress=progress)
+        write_zarr3(tmp, array, vs, progress=progress)  # no voxel size recorded when unknown
         return
     if fmt == "precomputed" and nd == 2:
         array = array[None]
-    vs_w = vs or (1.0,) * array.ndim
-    if fmt == "precomputed" and len(vs_w) == 2:
-        vs_w = (1.0, *vs_w)
+    vs_w = vs
+    if fmt == "precomputed":  # the format requires a resolution: 1 nm where it is unknown
+        vs_w = vs or (1.0,) * array.ndim
+        if len(vs_w) == 2:
+            vs_w = (1.0, *vs_w)
     store = ts.open(_store_spec(fmt, tmp, array, vs_w), create=True, context=shared_context()).result()
     if fmt == "precomputed":
         store = store[..., 0].T  # XYZC -> ZYX

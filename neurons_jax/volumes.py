@@ -1,10 +1,15 @@
-"""``Volume``: a lazily opened, picklable 3D array in ZYX order with a voxel size in nm.
+"""``Volume``: a lazily opened, picklable 3D array in ZYX order with a voxel size in nm (or None).
 
 A Volume is a *source* (TensorStore, an in-memory array, or an HDF5 dataset) seen through a
 *window* (origin and shape in the source's ZYX coordinates). Windows are how splits are made:
 ``vol.window(z=(0, 80))`` is a view, nothing is read. TensorStore sources share one context
 per process with a bounded cache pool; they open on first use and reopen after unpickling, so
 Volumes travel to Grain's spawned worker processes.
+
+The voxel size is what the store records (TensorStore ``dimension_units``) or what the caller
+passes; a store that records none opens with ``voxel_size=None``, since label ops and copies need
+no voxel size. What does need one (training, augmentation, datasets) asks for it with
+``vol.require_voxel_size(what)``, which names the volume and says how to give one.
 
 Example:
     >>> import numpy as np, neurons_jax as nj
@@ -13,6 +18,8 @@ Example:
     [[[23, 24], [28, 29]], [[43, 44], [48, 49]]]
     >>> v.window(z=(1, 3)).shape
     (2, 4, 5)
+    >>> nj.Volume.from_array(np.zeros((2, 2, 2), np.uint32)).voxel_size is None
+    True
 """
 
 from __future__ import annotations
@@ -233,12 +240,13 @@ def _units_to_voxel_size(units: list) -> VoxelSize | None:
 
 # ----------------------------------------------------------------------------- Volume
 class Volume:
-    """A ZYX volume with ``shape``, ``dtype``, ``voxel_size`` (z, y, x nm) and ``read(box)``."""
+    """A ZYX volume with ``shape``, ``dtype``, ``voxel_size`` (z, y, x nm, or None when unknown)
+    and ``read(box)``."""
 
     def __init__(
         self,
         source: Source,
-        voxel_size: Sequence[float],
+        voxel_size: Sequence[float] | None = None,
         *,
         origin: Sequence[int] | None = None,
         shape: Sequence[int] | None = None,
@@ -246,14 +254,9 @@ class Volume:
     ):
         self.source = source
         nd = len(source.shape)
-        if len(voxel_size) != nd:
-            raise ValueError(
-                f"{source.describe()}: voxel_size needs {nd} values (z, y, x nm); got {tuple(voxel_size)}"
-            )
-        vs = tuple(float(v) for v in voxel_size)
-        if not all(np.isfinite(v) and v > 0 for v in vs):
-            raise ValueError(f"{source.describe()}: voxel sizes must be positive; got {vs}")
-        self.voxel_size: tuple[float, ...] = vs
+        self.voxel_size: tuple[float, ...] | None = _check_voxel_size(
+            voxel_size, nd, source.describe()
+        )
         self.origin = tuple(int(o) for o in ((0,) * nd if origin is None else origin))
         self.shape: tuple[int, ...] = tuple(
             int(s) for s in (np.subtract(source.shape, self.origin) if shape is None else shape)
@@ -268,23 +271,40 @@ class Volume:
     # -- constructors
     @classmethod
     def open(cls, spec_or_path: str | os.PathLike | dict, voxel_size: Sequence[float] | None = None) -> Volume:
-        """Open a zarr3 path or any TensorStore spec (dict or URL string)."""
+        """Open a zarr3 path or any TensorStore spec (dict or URL string).
+
+        ``voxel_size`` (z, y, x nm) overrides what the store records; without either the
+        Volume's ``voxel_size`` is None.
+        """
         spec = dict(spec_or_path) if isinstance(spec_or_path, dict) else spec_from_string(os.fspath(spec_or_path))
         src = TensorStoreSource(spec)
-        vs = voxel_size or _units_to_voxel_size(src.dimension_units())
-        if vs is None:
-            raise ValueError(
-                f"{src.describe()}: the store records no voxel size (dimension_units); pass voxel_size=(z, y, x) in nm"
-            )
+        vs = voxel_size if voxel_size is not None else _units_to_voxel_size(src.dimension_units())
         return cls(src, vs)
 
     @classmethod
-    def from_array(cls, array: np.ndarray, voxel_size: Sequence[float], name: str | None = None) -> Volume:
+    def from_array(
+        cls, array: np.ndarray, voxel_size: Sequence[float] | None = None, name: str | None = None
+    ) -> Volume:
         return cls(ArraySource(np.asarray(array)), voxel_size, name=name)
 
     @classmethod
-    def from_h5(cls, path: str | os.PathLike, key: str, voxel_size: Sequence[float]) -> Volume:
+    def from_h5(
+        cls, path: str | os.PathLike, key: str, voxel_size: Sequence[float] | None = None
+    ) -> Volume:
         return cls(H5Source(path, key), voxel_size)
+
+    def with_voxel_size(self, voxel_size: Sequence[float] | None) -> Volume:
+        """The same window of the same source with another voxel size (None: unknown)."""
+        return Volume(self.source, voxel_size, origin=self.origin, shape=self.shape, name=self.name)
+
+    def require_voxel_size(self, what: str = "this use") -> tuple[float, ...]:
+        """The voxel size, or a ValueError naming the volume and ``what`` needs it."""
+        if self.voxel_size is None:
+            raise ValueError(
+                f"{self.name}: {what} needs a voxel size, and none is recorded in the store "
+                "(dimension_units) or given; pass voxel_size=(z, y, x) in nm"
+            )
+        return self.voxel_size
 
     # -- properties
     @property
@@ -354,16 +374,35 @@ class Volume:
         return self.read(box)
 
 
+def _check_voxel_size(voxel_size, nd: int, where: str) -> tuple[float, ...] | None:
+    if voxel_size is None:
+        return None
+    vs = tuple(voxel_size)
+    if len(vs) != nd:
+        raise ValueError(f"{where}: voxel_size needs {nd} values (z, y, x nm); got {vs}")
+    vs = tuple(float(v) for v in vs)
+    if not all(np.isfinite(v) and v > 0 for v in vs):
+        raise ValueError(f"{where}: voxel sizes must be positive; got {vs}")
+    return vs
+
+
 # ----------------------------------------------------------------------------- writing
 def default_chunks(shape: Sequence[int], target: Sequence[int] = (32, 128, 128)) -> tuple[int, ...]:
     t = tuple(target)[-len(shape):]
     return tuple(max(1, min(int(s), int(c))) for s, c in zip(shape, t))
 
 
-def zarr3_spec(path: str | os.PathLike, dtype: np.dtype, shape: Sequence[int], voxel_size: Sequence[float], chunks: Sequence[int] | None = None) -> dict:
-    """Spec of a zstd-compressed zarr3 array whose dimension units carry the voxel size."""
+def zarr3_spec(
+    path: str | os.PathLike,
+    dtype: np.dtype,
+    shape: Sequence[int],
+    voxel_size: Sequence[float] | None,
+    chunks: Sequence[int] | None = None,
+) -> dict:
+    """Spec of a zstd-compressed zarr3 array whose dimension units carry the voxel size (none
+    when ``voxel_size`` is None)."""
     chunks = tuple(chunks or default_chunks(shape))
-    return {
+    spec = {
         "driver": "zarr3",
         "kvstore": {"driver": "file", "path": str(Path(path).resolve()) + "/"},
         "metadata": {
@@ -374,8 +413,10 @@ def zarr3_spec(path: str | os.PathLike, dtype: np.dtype, shape: Sequence[int], v
             "dimension_names": ["z", "y", "x"][-len(shape):],
             "fill_value": 0,
         },
-        "schema": {"dimension_units": [[float(v), "nm"] for v in voxel_size]},
     }
+    if voxel_size is not None:
+        spec["schema"] = {"dimension_units": [[float(v), "nm"] for v in voxel_size]}
+    return spec
 
 
 def write_zarr3(
@@ -389,17 +430,18 @@ def write_zarr3(
 ) -> Volume:
     """Write an array or Volume to a zarr3 store at ``path`` (temporary name, then rename).
 
-    Volumes are copied slab by slab along z so memory stays bounded. Refuses to replace an
-    existing path. ``progress`` is called with the number of z sections written per slab.
+    Volumes are copied slab by slab along z so memory stays bounded; a Volume's voxel size is
+    kept unless ``voxel_size`` is given, and without either the store records none. Refuses to
+    replace an existing path. ``progress`` is called with the number of z sections written per
+    slab.
     """
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"{path}: already exists; refusing to overwrite")
-    if isinstance(data, Volume):
-        voxel_size = voxel_size or data.voxel_size
-    if voxel_size is None:
-        raise ValueError(f"{path}: voxel_size is required to write an array")
+    if isinstance(data, Volume) and voxel_size is None:
+        voxel_size = data.voxel_size
     shape, dtype = tuple(data.shape), np.dtype(data.dtype)
+    voxel_size = _check_voxel_size(voxel_size, len(shape), str(path))
     if dtype.kind not in "uifb":
         raise TypeError(f"{path}: unsupported dtype {dtype} (expected an integer, float or bool array)")
     path.parent.mkdir(parents=True, exist_ok=True)

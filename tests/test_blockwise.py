@@ -4,12 +4,16 @@ random volumes, resumable after an interruption, uint64 ids, input left untouche
 from __future__ import annotations
 
 import hashlib
+import uuid
 from pathlib import Path
 
 import cc3d
 import fastremap
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import neurons_jax as nj
 from neurons_jax.ops import blockwise as bw
@@ -235,3 +239,49 @@ def test_gpu_blocks_equal_cpu(pinky, tmp_path):
     )
     assert n == int(ref.max())
     np.testing.assert_array_equal(vol.read(), ref)
+
+
+@pytest.mark.parametrize("connectivity", [6, 26])
+def test_uint64_ids_above_2_63_in_a_block_with_one_row_or_voxel(connectivity):
+    labels = np.zeros((4, 6, 8), np.uint64)
+    labels[1, 2, 3:] = 2**63 + 5  # block (0, 0, 0)/(0, 0, 1): foreground is one x-row
+    labels[3, 5, 7] = 2**64 - 1  # the last block: one voxel
+    labels[2, 0, 0] = 2**63
+    src = nj.Volume.from_array(labels, (1, 1, 1))
+    vol, n = bw.blockwise_connected_components(
+        src, f"memory://{uuid.uuid4().hex}/cc", (2, 3, 4), connectivity, client=SYNC, progress=False
+    )
+    ref = cc3d.connected_components(labels.view(np.int64), connectivity=connectivity, out_dtype=np.uint32)
+    assert n == int(ref.max()) == 3
+    np.testing.assert_array_equal(vol.read(), ref)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    labels=hnp.arrays(np.uint64, hnp.array_shapes(min_dims=3, max_dims=3, min_side=1, max_side=7),
+                      elements=st.sampled_from([0, 0, 1, 2**63 - 1, 2**63, 2**64 - 2, 2**64 - 1])),
+    block=st.tuples(*[st.integers(1, 4)] * 3),
+    connectivity=st.sampled_from([6, 18, 26]),
+)
+def test_blockwise_equals_in_memory_for_ids_near_2_64(labels, block, connectivity):
+    ids, n = nj.ops.connected_components(labels, connectivity)
+    vol, bn = bw.blockwise_connected_components(
+        nj.Volume.from_array(labels, (1, 1, 1)), f"memory://{uuid.uuid4().hex}/cc", block, connectivity,
+        client=SYNC, progress=False,
+    )
+    assert bn == n
+    np.testing.assert_array_equal(vol.read(), ids)
+
+
+def test_bool_masks_are_labelled_block_by_block(tmp_path):
+    mask = winding((12, 14, 16), n_worms=3, steps=200, seed=2) > 0
+    src = nj.Volume.from_array(mask, (1, 1, 1))
+    vol, n = bw.blockwise_connected_components(
+        src, tmp_path / "cc.zarr", (5, 6, 7), 26, client=SYNC, progress=False
+    )
+    ids, ref_n = nj.ops.connected_components(mask, 26)
+    assert n == ref_n
+    np.testing.assert_array_equal(vol.read(), ids)
+    vol, old = bw.blockwise_renumber(src, tmp_path / "rn.zarr", (5, 6, 7), client=SYNC, progress=False)
+    np.testing.assert_array_equal(vol.read(), mask.astype(np.uint32))
+    assert old.tolist() == [False, True]

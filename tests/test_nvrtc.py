@@ -2,7 +2,9 @@
 
 NVRTC (the ``nvidia-cuda-nvrtc-cu12`` wheel of the dev extra, or a CUDA toolkit) runs without a
 GPU, so CI checks what the stand-in cannot: that the device compiler accepts the sources. The
-options are ours (``_kernels.OPTIONS``) plus the ``-ftz=true`` CuPy adds and an architecture."""
+options are ours (``_kernels.compile_options()``: ``OPTIONS`` and ``-I`` of the kernels folder,
+where the shared headers such as ``stencil.cuh`` are found) plus the ``-ftz=true`` CuPy adds
+and an architecture."""
 
 from __future__ import annotations
 
@@ -65,7 +67,8 @@ def nvrtc():
     return lib
 
 
-def _compile(lib, name: str, code: str, exprs: list[str], arch: str) -> dict[str, str]:
+def _compile(lib, name: str, code: str, exprs: list[str], arch: str,
+             options: tuple[str, ...] | None = None) -> dict[str, str]:
     prog = ctypes.c_void_p()
 
     def check(rc, what):
@@ -75,7 +78,8 @@ def _compile(lib, name: str, code: str, exprs: list[str], arch: str) -> dict[str
     try:
         for e in exprs:
             check(lib.nvrtcAddNameExpression(prog, e.encode()), f"name expression {e}")
-        opts = [*_kernels.OPTIONS, "-ftz=true", f"-arch={arch}"]
+        base = _kernels.compile_options() if options is None else options
+        opts = [*base, "-ftz=true", f"-arch={arch}"]
         arr = (ctypes.c_char_p * len(opts))(*[o.encode() for o in opts])
         rc = lib.nvrtcCompileProgram(prog, len(opts), arr)
         size = ctypes.c_size_t()
@@ -104,3 +108,20 @@ def test_every_instantiation_compiles_with_nvrtc(nvrtc, name, arch):
 def test_a_device_compile_error_is_reported(nvrtc):
     with pytest.raises(AssertionError, match="does not compile with NVRTC"):
         _compile(nvrtc, "bad.cu", "__global__ void k(int* a) { a[0] = undefined_name; }", ["k"], ARCHS[0])
+
+
+def test_the_neighbour_stencil_is_written_once_in_a_shared_header():
+    for name in ("ccl.cu", "instances.cu"):
+        assert _kernels.headers(name) == ["stencil.cuh"]
+    defined = [p.name for p in _kernels.kernels_dir().glob("*.cu*") if "bool in_stencil" in p.read_text()]
+    assert defined == ["stencil.cuh"]
+    # the compile caches key on the source text: it carries the header's digest
+    assert "stencil.cuh " in _kernels.source("ccl.cu").splitlines()[-1]
+
+
+def test_headers_resolve_only_through_the_include_option(nvrtc):
+    exprs = expressions()["instances.cu"]
+    _compile(nvrtc, "instances.cu", _kernels.source("instances.cu"), exprs, ARCHS[0])
+    with pytest.raises(AssertionError, match="stencil.cuh"):
+        _compile(nvrtc, "instances.cu", _kernels.source("instances.cu"), exprs, ARCHS[0],
+                 options=_kernels.OPTIONS)

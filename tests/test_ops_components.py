@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import neurons_jax as nj
-from neurons_jax.ops._backend import to_numpy
-from neurons_jax.ops.instances import stencil
+from neurons_jax.backend import stencil, to_numpy
+from neurons_jax.ops import _raster
 
 DTYPES = [np.uint8, np.uint16, np.uint32, np.uint64, np.int8, np.int32, np.int64]
 CASES = [((13, 17), 4), ((13, 17), 8), ((7, 11, 9), 6), ((7, 11, 9), 18), ((7, 11, 9), 26)]
@@ -72,11 +72,109 @@ def test_fortran_order_and_views_number_in_c_order(xp, load_shared):
         np.testing.assert_array_equal(ids, ref)
 
 
+@pytest.fixture(params=["one thread", "threads, several planes per step"])
+def raster_paths(request, monkeypatch):
+    """Both ways the Fortran-order renumbering runs: one thread, one plane per step; or split
+    over threads with several planes per step (what small planes and large volumes take)."""
+    if request.param != "one thread":
+        monkeypatch.setattr(_raster, "MIN_PARALLEL", 0)
+        monkeypatch.setattr(_raster, "MAX_THREADS", 3)
+        monkeypatch.setattr(_raster, "CHUNK", 64)
+    return request.param
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    labels=hnp.arrays(np.uint64, hnp.array_shapes(min_dims=2, max_dims=3, max_side=9),
+                      elements=st.sampled_from([0, 0, 1, 2, 2**63 + 1, 2**64 - 1])),
+    pick=st.integers(0, 2),
+)
+def test_fortran_order_is_labelled_in_place_with_c_numbering(raster_paths, labels, pick):
+    conn = [4, 8, 8][pick] if labels.ndim == 2 else [6, 18, 26][pick]
+    f = np.asfortranarray(labels)
+    ids, n = nj.ops.connected_components(f, conn)
+    ref, ref_n = reference(labels.view(np.int64), conn)
+    assert n == ref_n
+    np.testing.assert_array_equal(ids, ref)
+    assert ids.flags.f_contiguous  # labelled where it lies, not in a C copy
+    np.testing.assert_array_equal(f, labels)  # the input is untouched
+
+
+def test_fortran_order_makes_no_transposing_copy(load_shared):
+    import tracemalloc
+
+    labels = np.asfortranarray(load_shared("pinky40_seg_256.npz")["labels"][:96, :128, :128].astype(np.uint64))
+    ref = reference(np.ascontiguousarray(labels), 6)[0]
+    nj.ops.connected_components(np.asfortranarray(labels[:8]), 6)  # imports are not the point
+    tracemalloc.start()
+    try:
+        ids, _ = nj.ops.connected_components(labels, 6)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(ids, ref)
+    # the uint32 output and a few plane-sized buffers; a C copy of the input alone is 8 B/voxel
+    assert peak < 0.75 * labels.nbytes, f"peak {peak} B for a {labels.nbytes} B input"
+
+
 def test_uint64_ids_that_share_their_low_bits_stay_apart(xp):
     labels = np.array([[[1, 2**32 + 1, 2**32 + 1], [2**63 + 1, 2**63 + 1, 2**64 - 1]]], np.uint64)
     ids, n = run(xp, labels, 6)
     assert n == 4
     assert ids.tolist() == [[[1, 2, 2], [3, 3, 4]]]
+
+
+def _one_row_or_voxel() -> list[np.ndarray]:
+    """Volumes whose foreground is one x-row or one voxel (cc3d's fast paths), and two rows."""
+    out = []
+    for where in [(1, 2, slice(1, 5)), (0, 0, slice(None)), (1, 2, 3), (0, 0, 0)]:
+        a = np.zeros((2, 3, 5), np.uint64)
+        a[where] = 2**64 - 1
+        out.append(a)
+    two = np.zeros((2, 3, 5), np.uint64)
+    two[0, 1, 1:3], two[1, 2, 2:] = 2**63, 2**63 + 7
+    return [*out, two]
+
+
+@pytest.mark.parametrize("connectivity", [6, 18, 26])
+@pytest.mark.parametrize("labels", _one_row_or_voxel(), ids=["row", "first row", "voxel", "first voxel", "two rows"])
+def test_uint64_ids_above_2_63_in_a_single_row_or_voxel(xp, labels, connectivity):
+    ids, n = run(xp, labels, connectivity)
+    as_int64 = reference(labels.view(np.int64), connectivity)  # cc3d on the same bits, signed
+    assert n == as_int64[1] == len(np.unique(labels)) - 1
+    np.testing.assert_array_equal(ids, as_int64[0])
+    for plane in (labels[1], labels[0]):  # 2D: the same fast paths
+        ids2, n2 = run(xp, plane, 4)
+        np.testing.assert_array_equal(ids2, reference(plane.view(np.int64), 4)[0])
+
+
+@pytest.mark.parametrize("conn3,conn2", [(6, 4), (18, 8), (26, 8)])
+def test_2d_input_takes_3d_connectivities_as_cc3d_does(xp, conn3, conn2):
+    img = np.random.default_rng(conn3).integers(0, 3, (23, 19)).astype(np.uint16)
+    ids, n = run(xp, img, conn3)
+    ref, ref_n = reference(img, conn2)
+    np.testing.assert_array_equal(ids, ref)
+    assert n == ref_n and (ids == reference(img, conn3)[0]).all()  # cc3d's own 2D reading
+    if conn3 == 6:  # the default
+        default, n_default = nj.ops.connected_components(xp.asarray(img))
+        np.testing.assert_array_equal(to_numpy(default), ref)
+        sem = (img % 3).astype(np.uint8)
+        inst, k = nj.ops.boundary_separated_instances(xp.asarray(sem))
+        ref_inst, ref_k = nj.ops.boundary_separated_instances(sem, connectivity=4)
+        np.testing.assert_array_equal(to_numpy(inst), ref_inst)
+        assert k == ref_k
+
+
+def test_bool_masks_are_labelled_as_uint8(xp):
+    mask = np.random.default_rng(5).random((6, 9, 11)) < 0.4
+    for labels, conn in ((mask, 26), (mask[2], 8)):
+        ids, n = run(xp, labels, conn)
+        ref, ref_n = reference(labels.astype(np.uint8), conn)
+        assert n == ref_n
+        np.testing.assert_array_equal(ids, ref)
+    ids, n = nj.ops.boundary_separated_instances(xp.asarray(mask), connectivity=6)
+    ref, ref_n = nj.ops.boundary_separated_instances(mask.astype(np.uint8), connectivity=6)
+    np.testing.assert_array_equal(to_numpy(ids), ref)
 
 
 @pytest.mark.parametrize(
@@ -142,10 +240,11 @@ def test_relabel_after_crop_splits_cut_ids(xp, load_shared):
 @pytest.mark.parametrize(
     "labels,connectivity,error,match",
     [
-        (np.zeros((4, 4, 4), bool), 6, TypeError, "integer array .*got dtype bool"),
-        (np.zeros((4, 4, 4), np.float32), 6, TypeError, "got dtype float32"),
+        (np.zeros((4, 4, 4), np.float32), 6, TypeError, "integer or bool array .*got dtype float32"),
+        (np.zeros((4, 4, 4), np.complex64), 6, TypeError, "got dtype complex64"),
         (np.zeros((4, 4, 4), np.uint8), 4, ValueError, r"one of \(6, 18, 26\) .*got 4"),
-        (np.zeros((4, 4), np.uint8), 6, ValueError, r"one of \(4, 8\) .*got 6"),
+        (np.zeros((4, 4), np.uint8), 5, ValueError, r"one of \(4, 8\) \(or 6, 18, 26 as cc3d .*got 5"),
+        (np.zeros((2, 4, 4, 4), np.uint8), 8, ValueError, r"one of \(6, 18, 26\) for 4D .*got 8"),
         (np.zeros((4, 4, 4), np.uint8), 5, ValueError, "got 5"),
         (np.zeros((4, 4, 4), np.uint8), True, ValueError, "got True"),
         (np.zeros(4, np.uint8), 6, ValueError, r"2D \(Y, X\), 3D .*got shape \(4,\)"),

@@ -8,8 +8,7 @@ import pytest
 import scipy.ndimage as ndi
 
 import neurons_jax as nj
-from neurons_jax.ops._backend import to_numpy
-from neurons_jax.ops.instances import stencil
+from neurons_jax.backend import stencil, to_numpy
 
 
 def run(xp, semantic: np.ndarray, connectivity: int = 6, grow: bool = True, **kw):
@@ -149,11 +148,11 @@ def test_custom_class_values_and_other_values_are_background(xp):
 @pytest.mark.parametrize(
     "semantic,kw,error,match",
     [
-        (np.zeros((3, 3, 3), np.float32), {}, TypeError, "semantic must be an integer array"),
-        (np.zeros((3, 3, 3), bool), {}, TypeError, "got dtype bool"),
+        (np.zeros((3, 3, 3), np.float32), {}, TypeError, "semantic must be an integer or bool array"),
+        (np.zeros((3, 3, 3), np.float16), {}, TypeError, "got dtype float16"),
         (np.zeros((3, 3, 3), np.uint8), {"interior": 2}, ValueError, "must differ"),
         (np.zeros((3, 3, 3), np.uint8), {"connectivity": 8}, ValueError, "got 8"),
-        (np.zeros((3, 3), np.uint8), {"connectivity": 26}, ValueError, r"\(4, 8\)"),
+        (np.zeros((3, 3), np.uint8), {"connectivity": 5}, ValueError, r"\(4, 8\) .*got 5"),
         (np.zeros((3, 3), np.uint8), {"boundary": 1.5}, TypeError, "boundary must be an integer"),
     ],
 )

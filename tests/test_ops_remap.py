@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import neurons_jax as nj
-from neurons_jax.ops._backend import to_numpy
+from neurons_jax.backend import to_numpy
 
 U64_MAX = 2**64 - 1
 NEURON, CLEFT, MITO, MITO_BOUNDARY = 1, 2, 3, 4
@@ -115,8 +115,8 @@ def test_empty_and_large_arrays(xp):
 @pytest.mark.parametrize(
     "labels,kind,ignore,error,match",
     [
-        (np.zeros(3, np.float64), "snemi3d", (), TypeError, "integer array .*float64"),
-        (np.zeros(3, bool), "snemi3d", (), TypeError, "got dtype bool"),
+        (np.zeros(3, np.float64), "snemi3d", (), TypeError, "integer or bool array .*float64"),
+        (np.zeros(3, np.complex64), "snemi3d", (), TypeError, "got dtype complex64"),
         (np.zeros(3, np.uint8), "nope", (), ValueError, "unknown dataset kind 'nope'"),
         (np.zeros(3, np.uint8), "mitoem2", ("mito",), ValueError, "unknown union class 'mito'"),
         (np.zeros(3, np.uint8), "mitoem2", (3,), ValueError, "class names"),

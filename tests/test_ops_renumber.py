@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import neurons_jax as nj
-from neurons_jax.ops._backend import to_numpy
+from neurons_jax.backend import to_numpy
 
 
 def reference(labels: np.ndarray, preserve_zero: bool = True):
@@ -101,7 +101,27 @@ def test_renumber_is_a_bijection_on_nonzero_ids(xp, labels):
     np.testing.assert_array_equal(values[np.searchsorted(keys, labels)], ids)
 
 
-@pytest.mark.parametrize("dtype,match", [(np.float32, "float32"), (bool, "bool")])
+@pytest.mark.parametrize("dtype,match", [(np.float32, "float32"), (np.complex64, "complex64")])
 def test_bad_dtype_gives_the_same_error_on_both_backends(xp, dtype, match):
-    with pytest.raises(TypeError, match=f"renumber: labels must be an integer array.*{match}"):
+    with pytest.raises(TypeError, match=f"renumber: labels must be an integer or bool array.*{match}"):
         nj.ops.renumber(xp.zeros((2, 2), dtype))
+
+
+def test_bool_masks_renumber_as_uint8(xp):
+    mask = np.array([[False, True], [True, False]])
+    ids, mapping = run(xp, mask)
+    assert ids.tolist() == [[0, 1], [1, 0]] and mapping == {0: 0, 1: 1}
+    ids, mapping = run(xp, mask, preserve_zero=False)
+    assert ids.tolist() == [[1, 2], [2, 1]] and mapping == {0: 1, 1: 2}
+
+
+@pytest.mark.parametrize("value", [0, 7, 2**40, 2**64 - 1])
+@pytest.mark.parametrize("preserve_zero", [True, False])
+def test_a_0d_array_gives_a_0d_result(xp, value, preserve_zero):
+    for dtype in (np.uint8, np.uint16, np.int32, np.uint64):
+        if value > np.iinfo(dtype).max:
+            continue
+        labels = np.array(value, dtype)
+        ids, mapping = run(xp, labels, preserve_zero)
+        assert ids.shape == () and int(ids) == (0 if value == 0 and preserve_zero else 1)
+        assert mapping == {**({0: 0} if preserve_zero else {}), value: int(ids)}

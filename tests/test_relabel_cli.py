@@ -298,12 +298,14 @@ def test_refuses_to_write_into_its_input(arrays, tmp_path, capsys):
 
 
 def test_device_gpu_without_gpu_says_so(inputs, tmp_path, capsys, monkeypatch):
-    from neurons_jax.ops import _backend
+    from neurons_jax import backend
 
-    monkeypatch.setattr(_backend, "gpu_available", lambda: False)
+    why = "CuPy is not installed or does not import (ModuleNotFoundError: No module named 'cupy')"
+    monkeypatch.setattr(backend, "_PROBE", (False, why))
     rc = relabel_main(["components", inputs("npy", "pinky"), str(tmp_path / "o.zarr3"), "--device", "gpu"])
     err = capsys.readouterr().err
-    assert rc == 2 and "--device gpu: no CUDA GPU found (CuPy" in err and len(err.strip().splitlines()) == 1
+    assert rc == 2 and f"--device gpu: no CUDA GPU found ({why}); use cpu or auto" in err
+    assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o.zarr3").exists()
     rc = relabel_main(["components", inputs("npy", "pinky"), str(tmp_path / "o.zarr3"), "--no-progress"])
     assert rc == 0 and "on cpu" in capsys.readouterr().out  # auto falls back to the CPU
@@ -324,6 +326,34 @@ def test_entry_point_runs_as_a_subprocess(arrays, inputs, tmp_path):
     assert bad.returncode == 2 and "nope.h5: no such file" in bad.stderr
 
 
+def test_outputs_carry_the_input_voxel_size_or_none(arrays, tmp_path, capsys):
+    """An input without a voxel size gives outputs without one (no guessed 1 nm), which open
+    without being told one; one with a voxel size passes it on, in memory and block by block."""
+    pytest.importorskip("dask")
+    plain, sized = tmp_path / "plain.h5", tmp_path / "sized.h5"
+    with h5py.File(plain, "w") as f:
+        f["labels"] = arrays["pinky"]
+    with h5py.File(sized, "w") as f:
+        f["labels"] = arrays["pinky"]
+        f["labels"].attrs["resolution"] = VS
+    blocks = ["--block-shape", "32", "64", "16", "--scheduler", "synchronous"]
+    expected = nj.ops.connected_components(arrays["pinky"])[0]
+    for src, vs in ((plain, None), (sized, VS)):
+        for extra in ([], blocks):
+            out = tmp_path / f"{src.stem}{len(extra)}.zarr3"
+            assert relabel("components", f"{src}:labels", out, *extra) == 0
+            vol = nj.Volume.open(out)
+            assert vol.voxel_size == vs
+            np.testing.assert_array_equal(vol.read(), expected)
+            printed = capsys.readouterr().out
+            assert ("none recorded (pass --voxel-size Z Y X)" in printed) == (vs is None)
+        out = tmp_path / f"{src.stem}_given.zarr3"
+        assert relabel("components", f"{src}:labels", out, *blocks, "--voxel-size", "30", "4", "4") == 0
+        assert nj.Volume.open(out).voxel_size == (30.0, 4.0, 4.0)
+    assert relabel("components", f"{plain}:labels", tmp_path / "o.h5", "--voxel-size", "4", "4") == 2
+    assert "--voxel-size needs 3 values" in capsys.readouterr().err
+
+
 def test_block_shape_runs_the_blockwise_labeller(arrays, inputs, tmp_path, capsys):
     pytest.importorskip("dask")
     src, out = inputs("h5", "pinky"), tmp_path / "blocks.zarr3"
@@ -332,6 +362,7 @@ def test_block_shape_runs_the_blockwise_labeller(arrays, inputs, tmp_path, capsy
     assert relabel(*argv) == 0
     expected, n = nj.ops.connected_components(arrays["pinky"], 18)
     np.testing.assert_array_equal(nj.Volume.open(out).read(), expected)
+    assert nj.Volume.open(out).voxel_size == VS
     assert f"ids out: {n}" in capsys.readouterr().out
     assert relabel(*argv) == 2 and "already exists" in capsys.readouterr().err
     assert relabel(*argv[:-4], "--connectivity", "6", "--scheduler", "synchronous", "--overwrite") == 0

@@ -89,3 +89,55 @@ def test_pickled_volumes_read_in_a_spawned_child(tmp_path, workspace, prepared):
     for v, e, g in zip(vols, expected, got):
         assert g.dtype == e.dtype, v
         np.testing.assert_array_equal(g, e, err_msg=str(v))
+
+
+def _plain_zarr3(path, a: np.ndarray) -> dict:
+    """A zarr3 store written with TensorStore alone: no dimension units (no voxel size)."""
+    import tensorstore as ts
+
+    spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path) + "/"}}
+    ts.open({**spec, "metadata": {"shape": list(a.shape), "data_type": a.dtype.name}},
+            create=True).result().write(a).result()
+    return spec
+
+
+def test_a_store_without_voxel_size_opens_and_label_ops_run_on_it(tmp_path):
+    from neurons_jax.ops.blockwise import blockwise_connected_components
+
+    a = _array(np.uint64, (12, 10, 9)) % 3
+    spec = _plain_zarr3(tmp_path / "plain.zarr", a)
+    for src in (spec, tmp_path / "plain.zarr", str(tmp_path / "plain.zarr")):
+        v = Volume.open(src)
+        assert v.voxel_size is None and "voxel_size=None" in repr(v)
+        np.testing.assert_array_equal(v.read(), a)
+    assert Volume.open(spec, voxel_size=(40, 4, 4)).voxel_size == (40.0, 4.0, 4.0)
+    dst = {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(tmp_path / "cc.zarr") + "/"}}
+    out, n = blockwise_connected_components(spec, dst, (5, 4, 9), client="synchronous", progress=False)
+    ids, ref_n = nj.ops.connected_components(a)
+    assert n == ref_n and out.voxel_size is None and Volume.open(tmp_path / "cc.zarr").voxel_size is None
+    np.testing.assert_array_equal(out.read(), ids)
+    given, _ = blockwise_connected_components(spec, tmp_path / "cc2.zarr", (5, 4, 9), voxel_size=(8, 8, 8),
+                                              client="synchronous", progress=False)
+    assert given.voxel_size == (8.0, 8.0, 8.0)
+
+
+def test_voxel_size_none_where_unused_and_a_clear_error_where_needed(tmp_path):
+    a = _array(np.uint16, (4, 5, 6))
+    v = Volume.from_array(a)
+    assert v.voxel_size is None and v.window(z=(1, 3)).voxel_size is None
+    with pytest.raises(ValueError, match=r"array\(4, 5, 6\): training needs a voxel size.*pass voxel_size"):
+        v.require_voxel_size("training")
+    w = write_zarr3(tmp_path / "none.zarr", v)  # nothing recorded, nothing guessed
+    assert w.voxel_size is None
+    np.testing.assert_array_equal(w.read(), a)
+    sized = v.with_voxel_size((30, 6, 6))
+    assert sized.require_voxel_size() == (30.0, 6.0, 6.0) and sized.shape == v.shape
+    assert write_zarr3(tmp_path / "sized.zarr", sized).voxel_size == (30.0, 6.0, 6.0)
+    with pytest.raises(ValueError, match="voxel_size needs 3 values"):
+        Volume.from_array(a, (4, 4))
+    with pytest.raises(ValueError, match="must be positive"):
+        Volume.from_array(a, (4, 0, 4))
+    h5 = tmp_path / "x.h5"
+    with h5py.File(h5, "w") as f:
+        f["k"] = a
+    assert Volume.from_h5(h5, "k").voxel_size is None

@@ -15,14 +15,14 @@ Example:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
 
 import numpy as np
 
+from neurons_jax.backend import CONNECTIVITIES, DEVICES
+
 MODES = ("components", "instances", "union", "renumber")
-CONNECTIVITY = {3: (6, 18, 26), 2: (4, 8)}
 
 
 EXAMPLES = """examples:
@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "zarr3/zarr/N5/precomputed folder, DRIVER://path or a URL")
     p.add_argument("output", help="same formats, chosen by suffix (.zarr3 or none: zarr3; .zarr: "
                    "zarr v2; .n5; precomputed://DIR; .h5:key, key 'labels' by default)")
-    p.add_argument("--device", choices=("auto", "gpu", "cpu"), default="auto",
+    p.add_argument("--device", choices=DEVICES, default="auto",
                    help="auto: the GPU when CuPy finds one, else the CPU (default)")
     p.add_argument("--connectivity", type=int, choices=(4, 6, 8, 18, 26), default=None,
                    help="components/instances: 6, 18 or 26 in 3D (default 6); 4 or 8 in 2D (default 4)")
@@ -54,7 +54,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="components: label block by block (out of core; zarr3 output)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="components --block-shape: a scheduler to use")
     p.add_argument("--voxel-size", type=float, nargs="+", metavar="NM",
-                   help="voxel size (z y x nm) to record in the output when the input has none")
+                   help="voxel size (z y x nm) to record in the output (default: the input's, "
+                   "if it has one; else none is recorded)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
@@ -66,23 +67,19 @@ def _error(msg: str) -> Exception:
 
 
 def resolve_device(device: str) -> str:
-    """``cpu`` or ``gpu``; ``gpu`` without a usable CUDA device is an error that says why."""
-    from neurons_jax.ops import _backend
+    """``cpu`` or ``gpu`` (``neurons_jax.backend.resolve_device``); ``gpu`` without a usable CUDA
+    device is an error that says why."""
+    from neurons_jax import backend
 
-    if device == "cpu":
-        return "cpu"
-    if _backend.gpu_available():
-        return "gpu"
-    if device == "auto":
-        return "cpu"
-    why = ("CuPy is not installed; pip install 'neurons-jax[gpu]'" if importlib.util.find_spec("cupy") is None
-           else "CuPy sees no CUDA device")
-    raise _error(f"--device gpu: no CUDA GPU found ({why}); use --device cpu or auto")
+    try:
+        return backend.resolve_device(device, "--device")
+    except backend.GpuUnavailableError as e:
+        raise _error(str(e)) from None
 
 
 def _check_args(args: argparse.Namespace, ndim: int) -> None:
-    if args.connectivity is not None and args.connectivity not in CONNECTIVITY[ndim]:
-        allowed = " or ".join(map(str, CONNECTIVITY[ndim]))
+    if args.connectivity is not None and args.connectivity not in CONNECTIVITIES[ndim]:
+        allowed = " or ".join(map(str, CONNECTIVITIES[ndim]))
         raise _error(f"--connectivity {args.connectivity} does not apply to a {ndim}D volume; use {allowed}")
     if args.mode == "union":
         from neurons_jax import rules
@@ -152,7 +149,7 @@ def _on_device(mode: str, arr: np.ndarray, args: argparse.Namespace, device: str
     return cupy.asnumpy(out)
 
 
-def _blockwise(args: argparse.Namespace, lv, dst) -> int:
+def _blockwise(args: argparse.Namespace, lv, dst, vs) -> int:
     """``components --block-shape``: the Dask blockwise labeller (zarr3 out, resumable)."""
     from neurons_jax import labelio
 
@@ -173,7 +170,7 @@ def _blockwise(args: argparse.Namespace, lv, dst) -> int:
             p.rename(q)
     try:
         vol, n = cli_components(lv.volume, str(dst.path), tuple(args.block_shape), args.connectivity or 6,
-                                scheduler=args.scheduler, progress=args.progress)
+                                scheduler=args.scheduler, progress=args.progress, voxel_size=vs)
     except BaseException:
         if aside and not dst.path.exists():
             labelio.remove_quietly(records)
@@ -185,8 +182,22 @@ def _blockwise(args: argparse.Namespace, lv, dst) -> int:
     print(f"neurons-relabel components: {lv.location} {lv.shape} {lv.dtype} -> {dst} (zarr3, {vol.dtype}) "
           f"in blocks of {tuple(args.block_shape)}")
     print(f"ids out: {int(n)}  (nonzero)")
+    _print_voxel_size(vs, lv, dst)
     print(f"time: {time.perf_counter() - t0:.2f} s")
     return 0
+
+
+def _print_voxel_size(vs, lv, dst) -> None:
+    if vs is not None or dst.format in ("npy", "npz"):
+        return
+    if dst.format == "precomputed":
+        print(f"voxel size: unknown in {lv.location}; recorded 1 nm, as precomputed requires one "
+              "(pass --voxel-size Z Y X)")
+    elif dst.format == "nifti":
+        print(f"voxel size: unknown in {lv.location}; recorded zooms of 1 with unknown units, as "
+              "NIfTI requires zooms (pass --voxel-size Z Y X)")
+    else:
+        print(f"voxel size: unknown in {lv.location}; none recorded (pass --voxel-size Z Y X)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -202,11 +213,11 @@ def run(args: argparse.Namespace) -> int:
     lv = labelio.open_labels(src)
     check_dtype(lv.dtype, lv.location)
     _check_args(args, lv.volume.ndim)
-    if args.block_shape:
-        return _blockwise(args, lv, dst)
     vs = tuple(args.voxel_size) if args.voxel_size else lv.voxel_size
     if vs is not None and len(vs) != lv.volume.ndim:
         raise _error(f"--voxel-size needs {lv.volume.ndim} values (z y x nm); got {len(vs)}")
+    if args.block_shape:
+        return _blockwise(args, lv, dst, vs)
 
     from tqdm import tqdm
 
@@ -227,8 +238,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"neurons-relabel {args.mode}: {lv.location} {lv.shape} {lv.dtype} -> {dst} "
           f"({dst.format}, {out.dtype}) on {device}")
     print(f"ids in: {ids_in}  ids out: {ids_out}  (nonzero)")
-    if vs is None and dst.format not in ("npy", "npz"):
-        print(f"voxel size: unknown in {lv.location}; recorded 1 nm (pass --voxel-size Z Y X)")
+    _print_voxel_size(vs, lv, dst)
     print(f"time: {t_end - t0:.2f} s (read {t_read - t0:.2f} s, {args.mode} {t_compute - t_read:.2f} s, "
           f"count ids {t_count - t_compute:.2f} s, write {t_end - t_count:.2f} s)")
     return 0

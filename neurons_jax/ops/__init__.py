@@ -8,7 +8,9 @@ Example:
     >>> ids.tolist(), n
     ([[[1, 0, 2]]], 2)
 
-CuPy is imported only when a CuPy array arrives.
+CuPy is imported only when a CuPy array arrives. Dispatch, the GPU probe, device choice and the
+connectivity tables the ops share live in :mod:`neurons_jax.backend`. Label inputs are integer
+arrays of any width (uint64 ids above 2**63 included) or bool masks (labelled as uint8).
 """
 
 from __future__ import annotations

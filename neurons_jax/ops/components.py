@@ -6,10 +6,12 @@ are uint32, 1..n in C-raster order of each component's first voxel: bitwise the 
 A NumPy array runs on the CPU (cc3d), a CuPy array on its GPU (union-find kernels in
 ``kernels/ccl.cu``, one launch per stage for the whole batch; the only host read is n).
 
-Layouts: ``(Y, X)`` with connectivity 4 or 8; ``(Z, Y, X)`` with 6, 18 or 26;
-``(B, Z, Y, X)`` is a batch of B volumes, each labelled on its own and numbered from 1, and n
-is then a NumPy int64 array of the B counts. A batch of 2D images is ``(B, 1, Y, X)`` with
-connectivity 6 (4 in the plane) or 26 (8 in the plane).
+Layouts: ``(Y, X)`` with connectivity 4 or 8 (6 means 4, 18 and 26 mean 8, as in cc3d);
+``(Z, Y, X)`` with 6, 18 or 26; ``(B, Z, Y, X)`` is a batch of B volumes, each labelled on its
+own and numbered from 1, and n is then a NumPy int64 array of the B counts. A batch of 2D
+images is ``(B, 1, Y, X)`` with connectivity 6 (4 in the plane) or 26 (8 in the plane). bool
+masks are labelled as uint8; uint64 ids above 2**63 are exact. A Fortran-ordered array is
+labelled where it lies (no transposing copy) and renumbered to C-raster order in place.
 
 Example:
     >>> import numpy as np, neurons_jax as nj
@@ -22,9 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import CC3D_2D, is_cupy_array, on_device_of
 from . import _kernels
-from ._backend import is_cupy_array, on_device_of
 from ._checks import check_labels, layout
+from ._raster import c_raster_renumber
 
 _FUNC = "connected_components"
 INT32_LIMIT = 2**31 - 2**26  # grid-stride loops must not overflow int indices
@@ -34,13 +37,16 @@ def connected_components(labels, connectivity: int = 6):
     """Multilabel connected components of ``labels``.
 
     Args:
-        labels: integer array (uint8…uint64 or int8…int64), NumPy or CuPy, 2D, 3D or a 4D batch.
-        connectivity: 4 or 8 in 2D; 6, 18 or 26 in 3D and for batches.
+        labels: integer or bool array (uint8…uint64, int8…int64; bool is uint8), NumPy or CuPy,
+            2D, 3D or a 4D batch.
+        connectivity: 4 or 8 in 2D (6, 18 and 26 mean 4, 8 and 8 there, as in cc3d); 6, 18 or
+            26 in 3D and for batches.
 
     Returns:
         ``(ids, n)``: uint32 ids of the input's shape and backend, numbered 1..n in C-raster
         order of each component's first voxel; n is an ``int``, or for a 4D batch a NumPy
-        int64 array of per-sample counts.
+        int64 array of per-sample counts. A Fortran-ordered NumPy input gives Fortran-ordered
+        ids (labelled in place of a transposing copy).
     """
     labels = check_labels(labels, "labels", _FUNC)
     shape4, conn, batched = layout(labels.shape, connectivity, _FUNC)
@@ -49,28 +55,47 @@ def connected_components(labels, connectivity: int = 6):
             ids, counts = components_gpu(labels.reshape(shape4), conn)
         ids = ids.reshape(labels.shape)
     else:
-        ids, counts = _components_cpu(labels, int(connectivity), batched)
+        ids, counts = _components_cpu(labels, conn, batched)
     return ids, (counts if batched else int(counts[0]))
 
 
-def _components_cpu(labels: np.ndarray, connectivity: int, batched: bool):
-    import cc3d
-
-    labels = np.ascontiguousarray(labels)
+def _components_cpu(labels: np.ndarray, conn: int, batched: bool):
+    """cc3d on each sample; ``conn`` is the 3D connectivity of ``layout``."""
     if labels.size == 0:
         return np.zeros(labels.shape, np.uint32), np.zeros(len(labels) if batched else 1, np.int64)
     if not batched:
-        ids, n = cc3d.connected_components(
-            labels, connectivity=connectivity, out_dtype=np.uint32, return_N=True
-        )
+        ids, n = label_volume(labels, conn)
         return ids, np.array([n], np.int64)
     ids = np.empty(labels.shape, np.uint32)
     counts = np.zeros(len(labels), np.int64)
     for b in range(len(labels)):  # samples, not labels: each is one cc3d call
-        ids[b], counts[b] = cc3d.connected_components(
-            labels[b], connectivity=connectivity, out_dtype=np.uint32, return_N=True
-        )
+        ids[b], counts[b] = label_volume(labels[b], conn)
     return ids, counts
+
+
+def label_volume(labels: np.ndarray, conn: int) -> tuple[np.ndarray, int]:
+    """cc3d on one 2D or 3D NumPy array (``conn``: its 3D connectivity) -> (uint32 ids, n).
+
+    uint64 ids are viewed as int64 (equality is unchanged, and cc3d's single-row and
+    single-voxel fast paths overflow on ids >= 2**63). C-ordered input is labelled as it is;
+    Fortran-ordered input too, then renumbered to C-raster order in place (``_raster``);
+    other strides are copied to C order first.
+    """
+    import cc3d
+
+    if labels.dtype == np.uint64:
+        labels = labels.view(np.int64)
+    if labels.ndim == 2:
+        conn = CC3D_2D[conn]  # one section: 6 -> 4, 26 -> 8
+    fortran = labels.flags.f_contiguous and not labels.flags.c_contiguous
+    if not fortran:
+        labels = np.ascontiguousarray(labels)
+    ids, n = cc3d.connected_components(
+        labels, connectivity=conn, out_dtype=np.uint32, return_N=True
+    )
+    if fortran:  # numbered in cc3d's (memory) order: renumber, whatever that order was
+        ids = c_raster_renumber(np.asfortranarray(ids), int(n))
+    return ids, int(n)
 
 
 def component_ids(labels, connectivity: int = 6):
@@ -79,7 +104,7 @@ def component_ids(labels, connectivity: int = 6):
     labels = check_labels(labels, "labels", _FUNC)
     shape4, conn, batched = layout(labels.shape, connectivity, _FUNC)
     if not is_cupy_array(labels):
-        return _components_cpu(labels, int(connectivity), batched)[0]
+        return _components_cpu(labels, conn, batched)[0]
     with on_device_of(labels):
         return components_device(labels.reshape(shape4), conn)[0].reshape(labels.shape)
 

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import array_module, is_cupy_array, on_device_of, stencil
 from . import _kernels
-from ._backend import array_module, is_cupy_array, on_device_of
 from ._checks import check_class_value, check_labels, layout
 from .components import _components_cpu, components_device
 
@@ -42,9 +42,10 @@ def boundary_separated_instances(
     """Instance ids from semantic labels with a boundary class between touching objects.
 
     Args:
-        semantic: integer array (NumPy or CuPy), 2D, 3D or a 4D batch of 3D volumes.
+        semantic: integer or bool array (NumPy or CuPy), 2D, 3D or a 4D batch of 3D volumes.
         interior: the value of object interiors. boundary: the value of object boundaries.
-        connectivity: 4 or 8 in 2D; 6, 18 or 26 in 3D; used for the components and the growth.
+        connectivity: 4 or 8 in 2D (6, 18 and 26 mean 4, 8 and 8 there, as in cc3d); 6, 18 or
+            26 in 3D; used for the components and the growth.
         grow: give boundary voxels the id of the nearest instance (else they stay 0).
 
     Returns:
@@ -58,8 +59,9 @@ def boundary_separated_instances(
             counts = _counts(ends, shape4[0])
         return ids.reshape(semantic.shape), (counts if batched else int(counts[0]))
     inside = _equal(semantic, interior)
-    ids, counts = _components_cpu(inside.view(np.uint8), int(connectivity), batched)
+    ids, counts = _components_cpu(inside.view(np.uint8), conn, batched)
     if grow and counts.sum() > 0:
+        ids = np.ascontiguousarray(ids)  # the growth works on the C-order flat ids, in place
         _grow_cpu(ids.reshape(-1), _flatnonzero(_equal(semantic, boundary)), shape4, conn)
     return ids.reshape(semantic.shape), (counts if batched else int(counts[0]))
 
@@ -108,14 +110,6 @@ def _equal(a, value: int):
 
 def _flatnonzero(mask):
     return mask.reshape(-1).nonzero()[0].astype(np.int64, copy=False)
-
-
-def stencil(conn: int) -> np.ndarray:
-    """All (dz, dy, dx) offsets of a 3D connectivity (6, 18 or 26), as an (k, 3) array."""
-    d = np.array([(z, y, x) for z in (-1, 0, 1) for y in (-1, 0, 1) for x in (-1, 0, 1)])
-    s = np.abs(d).sum(1)
-    keep = (s == 1) if conn == 6 else (s >= 1) & (s <= 2) if conn == 18 else s >= 1
-    return d[keep]
 
 
 def _grow_cpu(flat: np.ndarray, pending: np.ndarray, shape4: tuple, conn: int) -> None:

@@ -24,8 +24,8 @@ from collections.abc import Iterable
 import numpy as np
 
 from .. import rules
+from ..backend import is_cupy_array, on_device_of
 from . import _kernels
-from ._backend import is_cupy_array, on_device_of
 from ._checks import check_labels
 
 _FUNC = "union_semantic"
@@ -37,7 +37,8 @@ def union_semantic(labels, kind: str | rules.LabelRule, ignore_classes: Iterable
     """Union classes (uint8, same shape and backend) of native ``labels`` of dataset ``kind``.
 
     Args:
-        labels: integer array (uint8…uint64 or int8…int64; negative ids are background).
+        labels: integer or bool array (uint8…uint64, int8…int64, bool as uint8; negative ids
+            are background).
         kind: a registered dataset kind (``nj.rules.known_kinds()``) or a ``LabelRule``.
         ignore_classes: union class names (``nj.UNION_CLASSES``) mapped to background.
     """

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import is_cupy_array, on_device_of
 from . import _kernels
-from ._backend import is_cupy_array, on_device_of
 from ._checks import check_labels
 
 _FUNC = "renumber"
@@ -30,17 +30,22 @@ def renumber(labels, preserve_zero: bool = True):
     """Compact ``labels`` to uint32 ids in order of first appearance.
 
     Args:
-        labels: integer array (uint8…uint64 or int8…int64), NumPy or CuPy, any shape.
+        labels: integer or bool array (uint8…uint64, int8…int64; bool is uint8), NumPy or
+            CuPy, any shape (0-d too).
         preserve_zero: keep 0 as 0 (else 0 is numbered like any other id).
 
     Returns:
         ``(ids, mapping)``: uint32 ids of the input's shape and backend, and ``{old: new}``.
     """
     labels = check_labels(labels, "labels", _FUNC)
-    if is_cupy_array(labels):
-        with on_device_of(labels):
-            return _renumber_gpu(labels, bool(preserve_zero))
-    return _renumber_cpu(labels, bool(preserve_zero))
+    shape = labels.shape
+    flat = labels.reshape(-1) if labels.ndim == 0 else labels  # fastremap needs an axis
+    if is_cupy_array(flat):
+        with on_device_of(flat):
+            ids, mapping = _renumber_gpu(flat, bool(preserve_zero))
+    else:
+        ids, mapping = _renumber_cpu(flat, bool(preserve_zero))
+    return ids.reshape(shape), mapping
 
 
 def _renumber_cpu(labels: np.ndarray, preserve_zero: bool):

@@ -1,8 +1,10 @@
 """Blockwise label ops on Dask: connected components, union classes and renumbering.
 
 Each reads its input block by block through TensorStore (a path, URL, spec or Volume; never
-opened for writing) and writes a zarr3 output with the input's voxel size, equal to what the
-in-memory op gives on the whole volume. Records in ``DEST.blockwise/`` make reruns resume.
+opened for writing) and writes a zarr3 output with the input's voxel size (``voxel_size=``
+replaces it; a source without one gives an output without one: label ops need none), equal to
+what the in-memory op gives on the whole volume. Records in ``DEST.blockwise/`` make reruns
+resume.
 
 Example:
     >>> import numpy as np, neurons_jax as nj
@@ -23,10 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from ...backend import check_connectivity, check_device
 from ...volumes import Volume
 from .job import Job, run_job
-from .label import DEVICES, label_block
-from .merge import MAX_NONZERO, face_block, solve
+from .label import WHO, label_block
+from .merge import face_block, solve
 from .renumber import merge_uniques, number, unique_block
 from .runner import Runner
 from .write import write_components, write_renumbered, write_union
@@ -47,15 +50,14 @@ def blockwise_connected_components(
 ) -> tuple[Volume, int]:
     """Multilabel connected components of a volume of any size -> (uint32 output Volume, n).
 
-    Equal to ``nj.ops.connected_components(whole_volume, connectivity)``, numbering included.
-    ``client``: None (a LocalCluster of ``n_workers`` processes), a scheduler address, a
-    ``distributed.Client`` or ``"synchronous"``. ``device``: "auto" labels blocks on the worker's
-    GPU when it has one, "cpu" or "gpu" force it.
+    Equal to ``nj.ops.connected_components(whole_volume, connectivity)``, numbering included
+    (integer or bool labels; uint64 ids of any value). ``client``: None (a LocalCluster of
+    ``n_workers`` processes), a scheduler address, a ``distributed.Client`` or
+    ``"synchronous"``. ``device``: "auto" labels blocks on the worker's GPU when it has one,
+    "cpu" or "gpu" force it.
     """
-    if connectivity not in MAX_NONZERO:
-        raise ValueError(f"connectivity must be 6, 18 or 26 for 3D volumes; got {connectivity!r}")
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {DEVICES}; got {device!r}")
+    connectivity = check_connectivity(connectivity, 3, "blockwise_connected_components")
+    check_device(device, WHO)  # resolved on each worker, which may or may not have a GPU
     vol, summary = run_job(
         "connected_components", source_spec, dest_spec, block_shape, np.uint32, _components,
         extra={"connectivity": connectivity}, options={"device": device}, client=client,
@@ -175,9 +177,12 @@ def cli_components(
     connectivity: int = 6,
     scheduler: str | None = None,
     progress: bool = True,
+    voxel_size: Sequence[float] | None = None,
 ) -> tuple[Volume, int]:
     """What ``neurons-relabel components --block-shape Z Y X [--scheduler ADDRESS]`` runs:
-    a LocalCluster when ``scheduler`` is None, else the Dask scheduler at that address."""
+    a LocalCluster when ``scheduler`` is None, else the Dask scheduler at that address;
+    ``voxel_size`` (``--voxel-size``) replaces the source's in the output."""
     return blockwise_connected_components(
-        source, dest, block_shape, connectivity, client=scheduler, progress=progress
+        source, dest, block_shape, connectivity, client=scheduler, progress=progress,
+        voxel_size=voxel_size,
     )

@@ -3,7 +3,8 @@
 ``run_job`` does what every blockwise operation shares: it opens the source (never for
 writing), resolves the destination (``state.resolve_target``), returns at once when an
 identical job already finished there, refuses an output that exists without its records,
-creates the zarr3 output (chunks dividing the block shape, the source's voxel size), runs the
+creates the zarr3 output (chunks dividing the block shape, the source's voxel size when it has
+one), runs the
 operation's phases through a ``Runner``, then declares the output complete and moves it into
 place. Each phase is a function ``phases(runner, job) -> dict`` (the job's summary).
 
@@ -63,9 +64,10 @@ class Job:
 
 
 def open_source(source: Any, voxel_size: Sequence[float] | None = None) -> Volume:
-    """A Volume from a Volume, a path, a URL or a TensorStore spec (opened for reading only)."""
+    """A Volume from a Volume, a path, a URL or a TensorStore spec (opened for reading only);
+    ``voxel_size`` replaces the one it records (label ops need none: it may stay None)."""
     if isinstance(source, Volume):
-        return source
+        return source if voxel_size is None else source.with_voxel_size(voxel_size)
     return Volume.open(source, voxel_size=voxel_size)
 
 
@@ -76,7 +78,7 @@ def _plan(op: str, src: Volume, grid: BlockGrid, chunks, out_dtype, extra: dict)
         "source_origin": list(src.origin),
         "shape": list(src.shape),
         "dtype": src.dtype.name,
-        "voxel_size": list(src.voxel_size),
+        "voxel_size": None if src.voxel_size is None else list(src.voxel_size),
         "block_shape": list(grid.block_shape),
         "chunks": list(chunks),
         "out_dtype": np.dtype(out_dtype).name,
@@ -107,10 +109,10 @@ def run_job(
     src = open_source(source, voxel_size)
     if src.ndim != 3:
         raise ValueError(f"{src.name}: blockwise ops need a 3D (Z, Y, X) volume; found shape {src.shape}")
-    if src.dtype.kind not in "ui":
-        hint = " (convert a mask to uint8 first)" if src.dtype.kind == "b" else ""
+    if src.dtype.kind not in "uib":
         raise TypeError(
-            f"{src.name}: expected integer labels (uint8...uint64 or int8...int64); found dtype {src.dtype}{hint}"
+            f"{src.name}: expected integer or bool labels (uint8...uint64, int8...int64, bool); "
+            f"found dtype {src.dtype}"
         )
     grid = BlockGrid(src.shape, block_shape)
     chunks = grid.check_chunks(chunks) if chunks is not None else grid.chunks(CHUNK_TARGET)

@@ -1,9 +1,9 @@
 """Phase 1 of blockwise connected components: label each block, keep what stitching needs.
 
 A task reads one block, labels it with the in-memory ``connected_components`` (on the worker's
-GPU when it has one, else on the CPU) and records, per local component, the global C-order
-index of its first voxel (the key that fixes the final numbering) and its input value, plus
-the six boundary planes of local ids. Only the
+GPU when it has one, else on the CPU; uint64 ids of any value, bool masks as uint8) and
+records, per local component, the global C-order index of its first voxel (the key that fixes
+the final numbering) and its input value, plus the six boundary planes of local ids. Only the
 keys travel back to the scheduler; the planes stay in the job's records for the face phase.
 
 Example:
@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import gpu_available, to_numpy
+from ...backend import resolve_device, to_numpy
 from ..components import connected_components
 from .job import Job
 
-DEVICES = ("auto", "cpu", "gpu")
+WHO = "blockwise_connected_components: device"
 
 
 def label_array(block: np.ndarray, connectivity: int, device: str = "auto") -> tuple[np.ndarray, int]:
-    """``(uint32 ids, n)`` of one block, numbered like ``nj.ops.connected_components``."""
-    if device == "gpu" or (device == "auto" and gpu_available()):
+    """``(uint32 ids, n)`` of one block, numbered like ``nj.ops.connected_components``, on this
+    worker's GPU or CPU (``device`` as ``neurons_jax.backend.resolve_device`` reads it)."""
+    if resolve_device(device, WHO) == "gpu":
         import cupy
 
         ids, n = connected_components(cupy.asarray(block), connectivity=connectivity)

@@ -24,9 +24,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ...backend import reach
 from .job import Job
-
-MAX_NONZERO = {6: 1, 18: 2, 26: 3}  # nonzero offsets of a touching pair, per connectivity
 
 
 def _shift(length: int, d: int) -> tuple[slice, slice]:
@@ -84,7 +83,7 @@ def face_pairs(job: Job, bid: int, offsets: dict[int, int]) -> np.ndarray:
         g1, v1 = _plane(job, bid, a, 1, offsets, records)
         for db in (-1, 0, 1):
             for dc in (-1, 0, 1):
-                if 1 + (db != 0) + (dc != 0) > MAX_NONZERO[conn]:
+                if 1 + (db != 0) + (dc != 0) > reach(conn):
                     continue
                 (r0, r1), (c0, c1) = _shift(g0.shape[0], db), _shift(g0.shape[1], dc)
                 x, y = g0[r0, c0], g1[r1, c1]
