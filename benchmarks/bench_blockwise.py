@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import neurons_jax as nj  # noqa: E402
-from neurons_jax.ops._backend import gpu_available  # noqa: E402
+from neurons_jax.backend import gpu_available  # noqa: E402
 from neurons_jax.ops.blockwise import blockwise_connected_components  # noqa: E402
 
 DATA = Path(os.environ.get("NEURONS_JAX_SHARED_DATA", ROOT.parent / "shared" / "data"))

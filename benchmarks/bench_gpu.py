@@ -122,7 +122,7 @@ def main(argv=None) -> int:
         import cudasim
 
         cudasim.install()
-    from neurons_jax.ops._backend import gpu_available, gpu_unavailable_reason
+    from neurons_jax.backend import gpu_available, gpu_unavailable_reason
 
     if not gpu_available():
         print(f"no GPU: {gpu_unavailable_reason()}")

@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import neurons_jax as nj  # noqa: E402
-from neurons_jax.ops._backend import gpu_available  # noqa: E402
+from neurons_jax import backend  # noqa: E402
+from neurons_jax.backend import gpu_available  # noqa: E402
 
 DATA = Path(os.environ.get("NEURONS_JAX_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
@@ -53,7 +54,7 @@ def per_label_scipy_loop(labels: np.ndarray, connectivity: int) -> np.ndarray:
     """The code connected_components replaces: one scipy.ndimage.label pass per label id."""
     import scipy.ndimage as ndi
 
-    rank = {6: 1, 18: 2, 26: 3}[connectivity]
+    rank = backend.reach(connectivity)
     structure = ndi.generate_binary_structure(3, rank)
     out = np.zeros(labels.shape, np.uint32)
     offset = 0

@@ -18,7 +18,7 @@ labels = np.load(path)["labels"]
 try:
     import cupy
 
-    if nj.ops._backend.gpu_available():
+    if nj.backend.gpu_available():
         labels = cupy.asarray(labels)  # the same calls now run CUDA kernels
 except ImportError:
     pass

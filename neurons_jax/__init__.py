@@ -19,7 +19,7 @@ from .rules import UNION_CLASSES
 from .volumes import Volume
 
 __version__ = "0.1.0"
-_LAZY = ("ops", "augment", "datasets", "download", "sample", "sampling", "pipeline", "preview", "stage",
+_LAZY = ("backend", "ops", "augment", "datasets", "download", "sample", "sampling", "pipeline", "preview", "stage",
          "transforms", "device_stage", "cli")
 __all__ = ["UNION_CLASSES", "Volume", "rules", "volumes", *_LAZY]
 

@@ -26,10 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .ops._backend import gpu_available, gpu_unavailable_reason
+from .backend import resolve_device
 from .stage import finish
-
-DEVICES = ("auto", "cpu", "gpu")
 
 
 def jax_on_gpu() -> bool:
@@ -41,14 +39,7 @@ def jax_on_gpu() -> bool:
 
 def choose(device: str, output: str) -> tuple[bool, str]:
     """``(on_gpu, handover)`` for a Loader: handover is "dlpack", "host" or "cupy"."""
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {device!r}")
-    if device == "cpu":
-        return False, "host"
-    usable = gpu_available()
-    if device == "gpu" and not usable:
-        raise RuntimeError(f"device='gpu' but no usable CUDA GPU: {gpu_unavailable_reason()}")
-    if not usable:
+    if resolve_device(device, "device") == "cpu":
         return False, "host"
     if output != "jax":
         return True, "cupy"

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .ops._backend import array_module
+from .backend import array_module
 
 SEM_BITS = 3
 MAX_INSTANCES = 2 ** (32 - SEM_BITS) - 1

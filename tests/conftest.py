@@ -40,7 +40,7 @@ STANDIN = "cupy" in sys.modules and getattr(sys.modules["cupy"], "IS_CUDASIM", F
 
 
 def _gpu() -> bool:
-    from neurons_jax.ops._backend import gpu_available
+    from neurons_jax.backend import gpu_available
 
     return gpu_available()
 
@@ -52,7 +52,7 @@ def pytest_report_header(config):
 def pytest_collection_modifyitems(config, items):
     if _gpu():
         return
-    from neurons_jax.ops._backend import gpu_unavailable_reason
+    from neurons_jax.backend import gpu_unavailable_reason
 
     skip = pytest.mark.skip(reason=f"needs a CUDA GPU with CuPy: {gpu_unavailable_reason()}")
     for item in items:
@@ -66,7 +66,7 @@ def _standin_only_for_gpu_tests(request, monkeypatch):
     if not STANDIN:
         yield
         return
-    from neurons_jax.ops import _backend
+    from neurons_jax import backend as _backend
 
     if "gpu" not in request.keywords:
         monkeypatch.setattr(_backend, "_PROBE", (False, "the cudasim stand-in serves gpu-marked tests only"))

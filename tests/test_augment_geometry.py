@@ -9,8 +9,8 @@ from augment_cases import border_params, random_image
 from neurons_jax import augment
 from neurons_jax.augment import AugmentConfig, draw, geometry, grid
 from neurons_jax.augment.params import identity
+from neurons_jax.backend import to_numpy
 from neurons_jax.datasets import _common
-from neurons_jax.ops._backend import to_numpy
 from neurons_jax.stage import to_float_image
 
 GEOMETRY = AugmentConfig.off(

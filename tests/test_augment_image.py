@@ -12,7 +12,7 @@ from scipy import ndimage
 from neurons_jax import augment
 from neurons_jax.augment import AugmentConfig, defects, intensity
 from neurons_jax.augment.params import identity
-from neurons_jax.ops._backend import to_numpy
+from neurons_jax.backend import to_numpy
 
 SHAPE = (6, 40, 48)
 

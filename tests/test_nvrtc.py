@@ -32,7 +32,7 @@ def expressions() -> dict[str, list[str]]:
     ccl += [f"ccl_merge<{t}, {i}, {c}>" for t in UNSIGNED for i in INDEX for c in CONNS]
     ccl += [f"ccl_flatten<{i}>" for i in INDEX] + [f"ccl_finalize<{i}>" for i in INDEX]
     warp = [f"augment_warp<{ti}, {tl}, {tm}>" for ti, tl, tm in itertools.product(
-        ("unsigned char", "unsigned short", "float"), _gpu._CTYPES.values(), _gpu._CTYPES.values())]
+        _gpu.IMAGE_CTYPES.values(), _gpu._CTYPES.values(), _gpu._CTYPES.values())]
     return {
         "ccl.cu": ccl,
         "remap.cu": [f"union_remap<{t}>" for t in ctypes_all],

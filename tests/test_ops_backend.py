@@ -1,5 +1,4 @@
-"""neurons_jax.backend: device choice, connectivity tables, per-device caches, and the old
-``neurons_jax.ops._backend`` name forwarding to it (probe cache included)."""
+"""neurons_jax.backend: device choice, connectivity tables, per-device caches, the probe cache."""
 
 from __future__ import annotations
 
@@ -7,7 +6,7 @@ import numpy as np
 import pytest
 
 from neurons_jax import backend
-from neurons_jax.ops import _backend, _kernels
+from neurons_jax.ops import _kernels
 
 NO_GPU = (False, "CuPy sees no CUDA device")
 
@@ -23,18 +22,6 @@ def test_resolve_device_follows_the_probe(monkeypatch):
     for bad in ("GPU", "cuda", None, 1):
         with pytest.raises(ValueError, match=r"f: device must be one of auto, cpu, gpu; got"):
             backend.resolve_device(bad, "f: device")
-
-
-def test_the_old_module_name_forwards_reads_and_patches():
-    assert _backend.gpu_available is backend.gpu_available and _backend.stencil is backend.stencil
-    before = backend._PROBE
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_backend, "_PROBE", NO_GPU)  # what tests/conftest.py does
-        assert not backend.gpu_available() and backend.gpu_unavailable_reason() == NO_GPU[1]
-        assert backend.resolve_device("auto", "device") == "cpu"
-        mp.setattr(_backend, "gpu_available", lambda: True)
-        assert backend.resolve_device("gpu", "device") == "gpu"
-    assert backend._PROBE == before and backend.gpu_available.__module__ == "neurons_jax.backend"
 
 
 def test_a_failed_kernel_makes_the_probe_say_why(monkeypatch):

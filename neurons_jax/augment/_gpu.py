@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import per_device
 from . import defects, grid, intensity
 
 F32, I32 = np.float32, np.int32
@@ -36,7 +37,6 @@ IMAGE_CTYPES = {
     "uint8": "unsigned char", "uint16": "unsigned short", "uint32": "unsigned int",
     "int8": "signed char", "int16": "short", "int32": "int", "float32": "float",
 }
-_TABLES: dict = {}
 
 
 @dataclass
@@ -340,20 +340,19 @@ def _cupy_kernel(file: str, expression: str):
     return lambda n, args: _kernels.launch(fn, n, args)
 
 
+@per_device
 def _device_table():
+    """The noise table on the current GPU (uploaded once per device)."""
     import cupy
 
-    dev = cupy.cuda.Device().id
-    if dev not in _TABLES:
-        _TABLES[dev] = cupy.asarray(intensity.normal_table())
-    return _TABLES[dev]
+    return cupy.asarray(intensity.normal_table())
 
 
 def apply_batch(params_list, images=None, labels=None, masks=None):
     """CuPy ``apply_batch``: ``(B, *context_shape)`` -> ``(B, *patch_shape)`` on the inputs' GPU."""
     import cupy
 
-    from ..ops._backend import on_device_of
+    from ..backend import on_device_of
 
     first = next(a for a in (images, labels, masks) if a is not None)
     with on_device_of(first):

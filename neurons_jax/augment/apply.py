@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..ops._backend import array_module
+from ..backend import array_module
 from . import table
 
 

@@ -30,6 +30,7 @@ class VolumePair:
     mask: Volume | None = None
 
     def __post_init__(self):
+        self.image.require_voxel_size("a dataset image (sampling and augmentation)")
         for other, what in ((self.label, "label"), (self.mask, "mask")):
             if other is not None and tuple(other.shape) != tuple(self.image.shape):
                 raise ValueError(

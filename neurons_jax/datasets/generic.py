@@ -90,6 +90,7 @@ def native_entries(image, label=None, voxel_size=None, roles=("trainval", "test"
 
 def _entry(name, image, label, voxel_size, role) -> Entry:
     img = as_volume(image, voxel_size, "image")
+    img.require_voxel_size("generic image")
     lab = None if label is None else as_volume(label, voxel_size or img.voxel_size, "label")
     if lab is not None and tuple(lab.voxel_size) != tuple(img.voxel_size):
         raise ValueError(
