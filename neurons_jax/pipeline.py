@@ -1,7 +1,7 @@
 """``Loader``: datasets -> weighted Grain mixture -> per-process shard -> augmented, relabelled,
 sharded ``jax.Array`` batches.
 
-Data flow (see ARCHITECTURE.md): one ``PatchSource`` per dataset (position = f(seed, index)),
+Data flow (see docs/architecture.md): one ``PatchSource`` per dataset (position = f(seed, index)),
 ``grain.MapDataset.mix`` with per-*dataset* weights, a slice per JAX process (disjoint and
 complete), ``HostLabels`` (union classes + compact instance sources), ``random_map`` drawing
 the augmentation params from Grain's per-element RNG, batching on the MapDataset (so batches

@@ -138,7 +138,7 @@ def unregister_rule(kind: str) -> None:
     del _RULES[kind]
 
 
-# The four datasets of DATASETS.md. CREMI's clefts carry uint64 max as "no data": readers turn
+# The four datasets of docs/datasets.md. CREMI's clefts carry uint64 max as "no data": readers turn
 # it into 0 before the offset is added, and the table stops below it so it stays background.
 register_rule("snemi3d", [(1, U64_MAX, "neuron")])
 register_rule("microns", [(1, U64_MAX, "neuron")])

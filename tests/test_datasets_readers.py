@@ -23,7 +23,7 @@ def _h5(path, key):
 
 
 def _cremi_labels(path, mito=False):
-    """The offset encoding of DATASETS.md computed directly from the file."""
+    """The offset encoding of docs/datasets.md computed directly from the file."""
     with h5py.File(path, "r") as f:
         n = f["volumes/labels/neuron_ids"][:].astype(np.uint64)
         c = f["volumes/labels/clefts"][:]

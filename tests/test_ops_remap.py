@@ -1,4 +1,4 @@
-"""union_semantic: the per-dataset rules of DATASETS.md, voxel by voxel, on both backends."""
+"""union_semantic: the per-dataset rules of docs/datasets.md, voxel by voxel, on both backends."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ INTERESTING = [0, 1, 2, 3, 255, 256, 65535, 65536, 999_999, 1_000_000, 1_999_999
 
 
 def expected(values: list[int], kind: str) -> list[int]:
-    """The union classes of DATASETS.md, written out id by id."""
+    """The union classes of docs/datasets.md, written out id by id."""
     out = []
     for v in values:
         if kind in ("snemi3d", "microns", "generic"):

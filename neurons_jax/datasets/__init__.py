@@ -1,6 +1,6 @@
 """Dataset readers, the dataset-kind registry, ingest, specs and inspection.
 
-One reader per dataset of DATASETS.md, each ``reader(root, split="train", *, ...)`` returning a
+One reader per dataset of docs/datasets.md, each ``reader(root, split="train", *, ...)`` returning a
 :class:`Dataset` of image/label :class:`VolumePair` s for one split (``train``, ``valid``,
 ``test``); each takes a native root or a prepared root (``metadata.json`` + zarr3, written by
 :func:`prepare`). Every kind is a record of the registry (``register_kind``, ``get_kind``,

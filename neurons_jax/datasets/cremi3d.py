@@ -8,7 +8,7 @@ In a padded file the raw is larger than the labels: the image is cut to the labe
 placed by the labels' ``offset`` attribute (nm, z y x, relative to the raw's own ``offset``).
 
 The three label datasets are combined, lazily and per read, into one uint64 volume with the
-offset encoding of DATASETS.md: neuron ids as they are (1..999,999), cleft ids + 1,000,000,
+offset encoding of docs/datasets.md: neuron ids as they are (1..999,999), cleft ids + 1,000,000,
 mitochondria ids + 2,000,000; uint64 max ("no data", used by CREMI's clefts) is background.
 Where annotations overlap, the later wins: neurons < mitochondria < clefts.
 

@@ -12,7 +12,7 @@ covers ``[v * r, (v + 1) * r)`` nm, so equal indices at equal resolution are the
 
 ``origin`` and ``size`` are ``(x, y, z)`` in voxels of the segmentation scale, ``origin`` in
 absolute coordinates (the ``voxel_offset`` frame neuroglancer shows). Defaults: for the
-public layers the DATASETS.md crop, origin (140000, 100000, 20000) and size 128^3; for a
+public layers the crop of docs/datasets.md, origin (140000, 100000, 20000) and size 128^3; for a
 local root or mirror the segmentation's bounds: origin = its ``voxel_offset``, size = the
 rest of its extent with x halved. Volumes come out ZYX, voxel size (z, y, x) nm, ids uint64.
 
