@@ -5,7 +5,11 @@ stack (``.tif``/``.tiff``), NIfTI (``.nii``/``.nii.gz``, stored XYZ on disk), ``
 TensorStore volume: a zarr3 / zarr / N5 / precomputed directory, a ``DRIVER://path`` string
 (``zarr3://``, ``zarr://``, ``n5://``, ``precomputed://``) or a URL. Outputs pick the format
 from the suffix: ``.zarr3`` (or no known suffix) is zarr3, ``.zarr`` is zarr v2, ``.n5`` is N5.
-Every write goes to a temporary name in the destination folder and is then renamed. A voxel
+Every write goes to a temporary name in the destination folder (``safeio.temp_path``: it
+carries the process id, so a later run removes what a killed one left) and is then renamed, with
+the output locked (``safeio.OutputLock``) meanwhile. ``overwrite=True`` replaces a file of a
+file format, or a folder that holds nothing but a store's own files, never a folder with other
+content. Stores are read with missing chunks as errors unless ``allow_missing=True``. A voxel
 size is recorded where it is known (zarr3/N5 dimension units, zarr ``.zattrs``, HDF5
 ``resolution``, TIFF metadata, NIfTI zooms); where it is not, nothing is recorded, except that
 precomputed (whose format requires one) records 1 nm and NIfTI zooms of 1 µm with unknown units.
@@ -25,7 +29,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from . import safeio
 from .volumes import (
     PRECOMPUTED,
     TensorStoreSource,
@@ -42,6 +46,7 @@ from .volumes import (
     _units_to_voxel_size,
     replace_path,
     spec_from_string,
+    wait,
 )
 
 FILE_FORMATS = ("hdf5", "npz", "npy", "tiff", "nifti")
@@ -217,11 +222,12 @@ def _array_labels(loc: Location, arr: np.ndarray, vs, **extra) -> LabelVolume:
     return lv
 
 
-def open_labels(text: str | Location) -> LabelVolume:
-    """Open a label volume for reading; errors name the file and what was found."""
+def open_labels(text: str | Location, *, allow_missing: bool | None = None) -> LabelVolume:
+    """Open a label volume for reading; errors name the file and what was found. A store's
+    missing chunks are errors when read unless ``allow_missing`` (a sparse store)."""
     loc = text if isinstance(text, Location) else parse_input(text)
     if loc.path is not None and loc.format in FILE_FORMATS and not loc.path.exists():
-        raise FileNotFoundError(f"{loc.path}: no such file")
+        raise FileNotFoundError(f"{loc.path}: {safeio.missing_reason(loc.path)}")
     if loc.path is not None and loc.format in FILE_FORMATS and loc.path.is_dir():
         raise LabelIOError(f"{loc.path}: is a directory, expected a {loc.format} file")
     if loc.format == "hdf5":
@@ -245,7 +251,7 @@ def open_labels(text: str | Location) -> LabelVolume:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise LabelIOError(f"{loc.path}: cannot read as {loc.format} ({msg})") from None
     spec = spec_from_string(loc.text)
-    src = TensorStoreSource(spec)
+    src = TensorStoreSource(spec, allow_missing=allow_missing)
     vs = _round_nm(_units_to_voxel_size(src.dimension_units()) or ())
     if vs is None and loc.format == "zarr" and loc.path is not None:
         vs = _zattrs_voxel_size(loc.path, len(src.shape))
@@ -294,7 +300,12 @@ def _zattrs_voxel_size(path: Path, nd: int) -> tuple[float, ...] | None:
 
 # ----------------------------------------------------------------------------- safety
 def _paths(loc: Location) -> Path | None:
-    return loc.path.expanduser().resolve() if loc.path is not None else None
+    if loc.path is None:
+        return None
+    try:
+        return loc.path.expanduser().resolve()
+    except (RuntimeError, OSError):  # a symlink loop: compare the path as written
+        return Path(os.path.abspath(loc.path.expanduser()))
 
 
 def same_storage(a: Location, b: Location) -> bool:
@@ -312,9 +323,12 @@ def same_storage(a: Location, b: Location) -> bool:
 
 
 def output_exists(loc: Location) -> bool:
-    """True when ``loc`` already holds data (for HDF5: the file holds the key)."""
-    if loc.path is None or not loc.path.exists():
+    """True when ``loc`` already holds data (for HDF5: the file holds the key); a symlink
+    counts, even a dangling one."""
+    if loc.path is None or not os.path.lexists(loc.path):
         return False
+    if loc.path.is_symlink():
+        return True
     if loc.format != "hdf5" or not loc.path.is_file():
         return True
     import h5py
@@ -328,10 +342,33 @@ def output_exists(loc: Location) -> bool:
 
 # ----------------------------------------------------------------------------- writing
 def tmp_name(path: Path, tag: str = "tmp") -> Path:
-    """A hidden sibling of ``path`` with the same suffix (same folder, so renames are atomic)."""
-    name = path.name
-    ext = ".nii.gz" if name.lower().endswith(".nii.gz") else path.suffix
-    return path.parent / f".{name}.{tag}-{secrets.token_hex(4)}{ext}"
+    """A hidden sibling of ``path`` with the same suffix, named after this process
+    (``safeio.temp_path``; same folder, so renames are atomic)."""
+    return safeio.temp_path(path, tag)
+
+
+def replace_kind(loc: Location) -> str:
+    """What ``overwrite`` may replace at ``loc`` (``safeio.check_replaceable``'s kind)."""
+    return "store" if loc.format in STORE_FORMATS else "file"
+
+
+def check_target(loc: Location) -> None:
+    """Outputs are local paths, and not symlinks (a loop, or a link a rename would replace)."""
+    if loc.path is None:
+        raise LabelIOError(f"{loc}: only local outputs are written")
+    if loc.path.is_symlink():
+        what = "a symlink loop" if safeio.symlink_loop(loc.path) else f"a symlink (to {os.readlink(loc.path)})"
+        raise LabelIOError(f"{loc.path}: is {what}; refusing to write through it; give the real path")
+
+
+def check_output(loc: Location, overwrite: bool, tool: str = "neurons-jax") -> None:
+    """Refuse an output that exists unless ``overwrite``, and with it anything but what this
+    program writes (a file of a file format, a folder holding only a store's files)."""
+    check_target(loc)
+    if output_exists(loc):
+        if not overwrite:
+            raise FileExistsError(f"{loc}: already exists; pass --overwrite to replace it")
+        safeio.check_replaceable(loc.path, replace_kind(loc), tool)
 
 
 def write_labels(
@@ -346,36 +383,34 @@ def write_labels(
     """Write a ZYX label array to ``loc`` through a temporary name, then rename.
 
     ``like`` is the volume it came from: its NIfTI affine and header are reused for NIfTI
-    output. An existing output is refused unless ``overwrite``; an HDF5 file that lacks the key
-    keeps its other datasets.
+    output. An existing output is refused unless ``overwrite`` (and even then a folder with
+    files no store has); an HDF5 file that lacks the key keeps its other datasets. The output
+    is locked while written; Ctrl-C removes the temporary and leaves the old output as it was.
     """
-    if loc.path is None:
-        raise LabelIOError(f"{loc}: only local outputs are written")
-    if output_exists(loc) and not overwrite:
-        raise FileExistsError(f"{loc}: already exists; pass --overwrite to replace it")
+    check_target(loc)  # existence is checked under the lock
     path = loc.path
     path.parent.mkdir(parents=True, exist_ok=True)
     vs = tuple(float(v) for v in voxel_size) if voxel_size is not None else None
-    tmp = tmp_name(path)
-    try:
-        if loc.format in STORE_FORMATS:
-            _write_store(loc.format, tmp, array, vs, progress)
-        else:
-            _WRITERS[loc.format](loc, tmp, array, vs, like)
-            if progress is not None:
-                progress(array.shape[0])
-        replace_path(tmp, path)
-    except BaseException:
-        remove_quietly(tmp)
-        raise
+    with safeio.OutputLock(path, "neurons-jax write_labels"):
+        safeio.clean_stale(path)
+        check_output(loc, overwrite)
+        tmp = tmp_name(path)
+        try:
+            if loc.format in STORE_FORMATS:
+                _write_store(loc.format, tmp, array, vs, progress)
+            else:
+                _WRITERS[loc.format](loc, tmp, array, vs, like)
+                if progress is not None:
+                    progress(array.shape[0])
+            replace_path(tmp, path)
+        except BaseException:
+            remove_quietly(tmp)
+            raise
 
 
 def remove_quietly(path: Path) -> None:
     """Remove a temporary file or folder, ignoring errors."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
+    safeio.remove_tree(path)
 
 
 def _write_h5(loc, tmp, array, vs, like) -> None:
@@ -391,10 +426,20 @@ def _write_h5(loc, tmp, array, vs, like) -> None:
     with h5py.File(tmp, "a") as f:
         if loc.key in f:
             del f[loc.key]
-        chunks = tuple(min(n, c) for n, c in zip(array.shape, (32, 128, 128)[-array.ndim:]))
-        d = f.create_dataset(loc.key, data=array, chunks=chunks, compression="gzip", compression_opts=1)
+        chunks = tuple(min(n, c) for n, c in zip(array.shape, (32, 128, 128)[-array.ndim:])) if array.size else None
+        d = f.create_dataset(loc.key, shape=array.shape, dtype=array.dtype, chunks=chunks,
+                             compression="gzip", compression_opts=1)
         if vs is not None:
             d.attrs["resolution"] = np.asarray(vs, float)
+        # slab by slab, with Ctrl-C deferred to between slabs: h5py swallows a KeyboardInterrupt
+        # that lands inside one of its calls, so an interrupt is honoured only here
+        cz = chunks[0] if chunks else 1
+        step = cz * max(1, (64 << 20) // max(1, cz * int(np.prod(array.shape[1:])) * array.dtype.itemsize))
+        with safeio.deferred_interrupts():
+            for z0 in range(0, array.shape[0], step):
+                d[z0:z0 + step] = array[z0:z0 + step]
+                safeio.pause_point("write")
+                safeio.checkpoint()
 
 
 def _write_npy(loc, tmp, array, vs, like) -> None:
@@ -462,17 +507,22 @@ def _store_spec(fmt: str, tmp: Path, array: np.ndarray, vs: tuple[float, ...] | 
             "metadata": {"compressor": {"id": "zstd", "level": 3}}}
 
 
+def _complete(spec: dict) -> dict:
+    """Chunks equal to the fill value are stored too: a missing chunk then means lost data."""
+    return {**spec, "store_data_equal_to_fill_value": True}
+
+
 def _write_store(fmt: str, tmp: Path, array: np.ndarray, vs, progress: Progress) -> None:
     """zarr3 / zarr / N5 / precomputed through TensorStore, slab by slab along z."""
     import json
 
     import tensorstore as ts
 
-    from .volumes import shared_context, write_zarr3
+    from .volumes import shared_context, write_zarr3_into
 
     nd = array.ndim
     if fmt == "zarr3":
-        write_zarr3(tmp, array, vs, progress=progress)  # no voxel size recorded when unknown
+        write_zarr3_into(tmp, array, vs, progress=progress)  # no voxel size recorded when unknown
         return
     if fmt == "precomputed" and nd == 2:
         array = array[None]
@@ -481,15 +531,18 @@ def _write_store(fmt: str, tmp: Path, array: np.ndarray, vs, progress: Progress)
         vs_w = vs or (1.0,) * array.ndim
         if len(vs_w) == 2:
             vs_w = (1.0, *vs_w)
-    store = ts.open(_store_spec(fmt, tmp, array, vs_w), create=True, context=shared_context()).result()
+    store = wait(ts.open(_complete(_store_spec(fmt, tmp, array, vs_w)), create=True, context=shared_context()))
     if fmt == "precomputed":
         store = store[..., 0].T  # XYZC -> ZYX
     slab = max(1, (64 << 20) // max(1, int(np.prod(array.shape[1:])) * array.dtype.itemsize))
-    for z0 in range(0, array.shape[0], slab):
-        z1 = min(array.shape[0], z0 + slab)
-        store[z0:z1].write(np.ascontiguousarray(array[z0:z1])).result()
-        if progress is not None and array.ndim == nd:
-            progress(z1 - z0)
+    with safeio.deferred_interrupts():
+        for z0 in range(0, array.shape[0], slab):
+            z1 = min(array.shape[0], z0 + slab)
+            wait(store[z0:z1].write(np.ascontiguousarray(array[z0:z1])))
+            safeio.pause_point("write")
+            safeio.checkpoint()
+            if progress is not None and array.ndim == nd:
+                progress(z1 - z0)
     if progress is not None and array.ndim != nd:  # a 2D array written as one z section
         progress(array.shape[1])
     if fmt == "zarr" and vs is not None:

@@ -11,6 +11,14 @@ passes; a store that records none opens with ``voxel_size=None``, since label op
 no voxel size. What does need one (training, augmentation, datasets) asks for it with
 ``vol.require_voxel_size(what)``, which names the volume and says how to give one.
 
+Missing chunks are errors. A zarr3 / zarr / N5 / precomputed store normally holds every chunk
+(every writer of neurons-jax stores chunks equal to the fill value too), so a missing one is
+data loss, and reading it raises ``MissingChunkError`` naming the store, the chunk and the box.
+*Sparse stores*, whose writer skipped empty chunks on purpose, read their missing chunks as the
+fill value when opened with ``allow_missing=True`` (``--allow-missing`` on the command line;
+``missing_chunks_allowed(True)`` around code that opens volumes, or
+``NEURONS_JAX_ALLOW_MISSING=1`` for the whole process).
+
 Example:
     >>> import numpy as np, neurons_jax as nj
     >>> v = nj.Volume.from_array(np.arange(60, dtype=np.uint8).reshape(3, 4, 5), (30, 6, 6))
@@ -24,22 +32,26 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import itertools
 import json
 import os
-import shutil
-import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import tensorstore as ts
 
+from . import net, safeio
+
 Box = Sequence[slice | int] | tuple[Sequence[int], Sequence[int]]
 VoxelSize = tuple[float, float, float]
 
 CACHE_BYTES = int(os.environ.get("NEURONS_JAX_CACHE_BYTES", 512 << 20))
+COPY_BYTES = int(os.environ.get("NEURONS_JAX_COPY_BYTES", 64 << 20))  # per box copied by write_zarr3
 _context: ts.Context | None = None
 _context_pid: int | None = None
 _context_lock = threading.Lock()
@@ -111,7 +123,11 @@ class H5Source:
         return self._file[self.key]
 
     def read(self, slices: tuple[slice, ...]) -> np.ndarray:
-        return np.asarray(self._dataset()[slices])
+        try:
+            return np.asarray(self._dataset()[slices])
+        except OSError as e:  # h5py names neither the file nor the box
+            raise OSError(f"{self.describe()}: cannot read {box_text(slices)} "
+                          f"({_first_line(e)}); the file may be damaged") from None
 
     def describe(self) -> str:
         return f"{self.path}:{self.key}"
@@ -128,11 +144,86 @@ def _h5_keys(f) -> list[str]:
     return names
 
 
-class TensorStoreSource:
-    """A TensorStore spec; precomputed XYZC is turned into ZYX and translated to zero."""
+class MissingChunkError(OSError):
+    """A chunk of a store is missing and missing chunks are not allowed (not a sparse store)."""
 
-    def __init__(self, spec: dict[str, Any], *, store: ts.TensorStore | None = None):
-        self.spec = spec
+
+_ALLOW_MISSING: contextvars.ContextVar[bool | None] = contextvars.ContextVar("allow_missing", default=None)
+CHUNKED_DRIVERS = ("zarr", "zarr3", "n5", "neuroglancer_precomputed")
+
+
+def missing_allowed(allow_missing: bool | None = None) -> bool:
+    """The missing-chunk policy in force: ``allow_missing`` when given, else the innermost
+    ``missing_chunks_allowed`` block, else ``NEURONS_JAX_ALLOW_MISSING`` (default: not allowed)."""
+    if allow_missing is not None:
+        return bool(allow_missing)
+    ctx = _ALLOW_MISSING.get()
+    if ctx is not None:
+        return ctx
+    return os.environ.get("NEURONS_JAX_ALLOW_MISSING", "").strip().lower() in ("1", "true", "yes")
+
+
+@contextlib.contextmanager
+def missing_chunks_allowed(allow: bool | None) -> Iterator[None]:
+    """Volumes opened inside read missing chunks as the fill value (``True``) or raise
+    ``MissingChunkError`` (``False``); ``None`` keeps the policy in force."""
+    token = _ALLOW_MISSING.set(None if allow is None else bool(allow))
+    try:
+        yield
+    finally:
+        _ALLOW_MISSING.reset(token)
+
+
+def with_missing_policy(spec: dict[str, Any], allow_missing: bool) -> dict[str, Any]:
+    """``spec`` with TensorStore's ``fill_missing_data_reads`` set on its chunked driver (also
+    through ``base`` of adapters such as downsample or cast); a value the spec sets wins."""
+    spec = dict(spec)
+    if spec.get("driver") in CHUNKED_DRIVERS:
+        spec.setdefault("fill_missing_data_reads", bool(allow_missing))
+    elif isinstance(spec.get("base"), dict):
+        spec["base"] = with_missing_policy(spec["base"], allow_missing)
+    return spec
+
+
+def box_text(slices: Sequence[slice]) -> str:
+    """``z 0:32, y 0:64, x 16:32`` (the last axes are named z, y, x)."""
+    names = ("c", "z", "y", "x")[-len(slices):] if len(slices) <= 4 else [f"axis{i}" for i in range(len(slices))]
+    return ", ".join(f"{n} {s.start}:{s.stop}" for n, s in zip(names, slices))
+
+
+def _first_line(e: BaseException) -> str:
+    import re
+
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return re.sub(r"\s*\[source locations=.*$", "", text)
+
+
+def wait(future: Any) -> Any:
+    """``future.result()``; on Ctrl-C the TensorStore operation is cancelled and waited for, so
+    nothing is still written after the caller removes its temporary."""
+    try:
+        return future.result()
+    except BaseException:
+        future.cancel()
+        with contextlib.suppress(BaseException):
+            commit = getattr(future, "commit", None)
+            (commit if commit is not None else future).result(timeout=60)
+        raise
+
+
+class TensorStoreSource:
+    """A TensorStore spec; precomputed XYZC is turned into ZYX and translated to zero.
+
+    Missing chunks raise ``MissingChunkError`` unless ``allow_missing`` (default: the policy of
+    ``missing_allowed()``); the spec records the choice, so it travels with pickles."""
+
+    def __init__(self, spec: dict[str, Any], *, store: ts.TensorStore | None = None,
+                 allow_missing: bool | None = None):
+        self.allow_missing = missing_allowed(allow_missing)
+        # a network kvstore (any spec, URL string or dict) gets the policy's retries and time-outs
+        self.spec = net.remote_spec(with_missing_policy(spec, self.allow_missing))
+        kv = net.spec_kvstore(self.spec)
+        self._url = net.kvstore_url(kv) if net.is_remote(kv) else None
         self._store = store
         s = self.store
         self.shape = tuple(int(n) for n in s.shape)
@@ -142,7 +233,10 @@ class TensorStoreSource:
     def store(self) -> ts.TensorStore:
         if self._store is None:
             try:
-                s = ts.open(self.spec, read=True, context=shared_context()).result()
+                future = ts.open(self.spec, read=True, context=shared_context())
+                s = future.result() if self._url is None else net.wait(future, self._url, "open")
+            except net.NetworkError:
+                raise
             except Exception as e:  # noqa: BLE001 - re-raised with the spec named
                 raise OSError(f"cannot open {self.describe()}: {e}") from None
             self._store = self._view(s)
@@ -153,7 +247,16 @@ class TensorStoreSource:
         return _to_zyx(s, self.spec)
 
     def read(self, slices: tuple[slice, ...]) -> np.ndarray:
-        return np.asarray(self.store[slices].read().result())
+        try:
+            view = self.store[slices]
+            if self._url is not None:
+                nbytes = int(np.prod(view.shape)) * self.dtype.itemsize
+                return np.asarray(net.wait(view.read(), self._url, "read", nbytes=nbytes))
+            return np.asarray(wait(view.read()))
+        except net.NetworkError:
+            raise
+        except (ValueError, RuntimeError, OSError) as e:
+            raise read_error(self.describe(), slices, e) from None
 
     def dimension_units(self) -> list:
         return list(self.store.dimension_units)
@@ -165,6 +268,20 @@ class TensorStoreSource:
         state = dict(self.__dict__)
         state["_store"] = None
         return state
+
+
+def read_error(where: str, slices: Sequence[slice], e: BaseException) -> OSError:
+    """The error of a failed TensorStore read, naming the store, the box and the chunk."""
+    msg = _first_line(e)
+    if isinstance(e, MissingChunkError):
+        return e
+    if msg.startswith("NOT_FOUND") and "missing" in msg:
+        return MissingChunkError(
+            f"{where}: {msg.removeprefix('NOT_FOUND: ')} (reading {box_text(slices)}); a chunk is "
+            "missing, so data was lost or the store is incomplete; if missing chunks mean the "
+            "fill value here (a sparse store), pass --allow-missing (allow_missing=True)"
+        )
+    return OSError(f"{where}: cannot read {box_text(slices)} ({msg})")
 
 
 def _to_zyx(s: ts.TensorStore, spec: dict) -> ts.TensorStore:
@@ -199,18 +316,21 @@ def spec_from_string(spec: str) -> dict[str, Any]:
     (``file://``, ``memory://``, ``gs://``) opens zarr3; ``https://`` opens precomputed; a local
     directory is recognised by its metadata file (zarr.json, .zarray, attributes.json, info).
     """
+    remote_spec = net.remote_spec  # http(s)/gs/s3: the network policy's retries and time-outs
+
     for driver in ("precomputed", "zarr3", "zarr", "n5"):
         prefix = f"{driver}://"
         if spec.startswith(prefix):
             rest = spec[len(prefix):]
-            return {"driver": _DRIVER_NAMES.get(driver, driver), "kvstore": _kvstore(rest)}
+            return remote_spec({"driver": _DRIVER_NAMES.get(driver, driver), "kvstore": _kvstore(rest)})
     if spec.startswith(("http://", "https://")):
-        return {"driver": PRECOMPUTED, "kvstore": spec.rstrip("/") + "/"}
+        return remote_spec({"driver": PRECOMPUTED, "kvstore": spec.rstrip("/") + "/"})
     if "://" in spec and not spec.startswith("file://"):
-        return {"driver": "zarr3", "kvstore": spec}
+        return remote_spec({"driver": "zarr3", "kvstore": spec})
     path = Path(spec[len("file://"):] if spec.startswith("file://") else spec).expanduser()
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such volume (expected a zarr3/zarr/n5/precomputed directory)")
+        why = safeio.missing_reason(path, "no such volume")
+        raise FileNotFoundError(f"{path}: {why} (expected a zarr3/zarr/n5/precomputed directory)")
     for marker, driver in (("zarr.json", "zarr3"), (".zarray", "zarr"), ("attributes.json", "n5"), ("info", PRECOMPUTED)):
         if (path / marker).exists():
             return {"driver": driver, "kvstore": {"driver": "file", "path": str(path.resolve()) + "/"}}
@@ -270,14 +390,21 @@ class Volume:
 
     # -- constructors
     @classmethod
-    def open(cls, spec_or_path: str | os.PathLike | dict, voxel_size: Sequence[float] | None = None) -> Volume:
+    def open(
+        cls,
+        spec_or_path: str | os.PathLike | dict,
+        voxel_size: Sequence[float] | None = None,
+        *,
+        allow_missing: bool | None = None,
+    ) -> Volume:
         """Open a zarr3 path or any TensorStore spec (dict or URL string).
 
         ``voxel_size`` (z, y, x nm) overrides what the store records; without either the
-        Volume's ``voxel_size`` is None.
+        Volume's ``voxel_size`` is None. A missing chunk raises ``MissingChunkError`` when read
+        unless ``allow_missing=True`` (a sparse store; default: ``missing_allowed()``).
         """
         spec = dict(spec_or_path) if isinstance(spec_or_path, dict) else spec_from_string(os.fspath(spec_or_path))
-        src = TensorStoreSource(spec)
+        src = TensorStoreSource(spec, allow_missing=allow_missing)
         vs = voxel_size if voxel_size is not None else _units_to_voxel_size(src.dimension_units())
         return cls(src, vs)
 
@@ -400,11 +527,13 @@ def zarr3_spec(
     chunks: Sequence[int] | None = None,
 ) -> dict:
     """Spec of a zstd-compressed zarr3 array whose dimension units carry the voxel size (none
-    when ``voxel_size`` is None)."""
+    when ``voxel_size`` is None). Chunks equal to the fill value are stored too, so a missing
+    chunk always means lost data (see ``MissingChunkError``)."""
     chunks = tuple(chunks or default_chunks(shape))
     spec = {
         "driver": "zarr3",
         "kvstore": {"driver": "file", "path": str(Path(path).resolve()) + "/"},
+        "store_data_equal_to_fill_value": True,
         "metadata": {
             "shape": [int(s) for s in shape],
             "data_type": np.dtype(dtype).name,
@@ -419,6 +548,21 @@ def zarr3_spec(
     return spec
 
 
+def copy_boxes(
+    shape: Sequence[int], chunks: Sequence[int], itemsize: int, budget: int | None = None
+) -> tuple[int, ...]:
+    """The shape of the boxes a copy reads and writes at once: whole chunks, grown along x, then
+    y, then z while the box stays within ``budget`` bytes (``COPY_BYTES``; at least one chunk),
+    so memory is bounded in all three axes whatever the section size."""
+    budget = COPY_BYTES if budget is None else int(budget)
+    box = [max(1, min(int(c), int(n))) for c, n in zip(chunks, shape)]
+    for ax in reversed(range(len(box))):
+        other = int(np.prod([b for i, b in enumerate(box) if i != ax])) * max(1, int(itemsize))
+        k = max(1, budget // max(1, other * box[ax]))
+        box[ax] = max(box[ax], min(int(shape[ax]), box[ax] * k))
+    return tuple(box)
+
+
 def write_zarr3(
     path: str | os.PathLike,
     data: np.ndarray | Volume,
@@ -430,40 +574,66 @@ def write_zarr3(
 ) -> Volume:
     """Write an array or Volume to a zarr3 store at ``path`` (temporary name, then rename).
 
-    Volumes are copied slab by slab along z so memory stays bounded; a Volume's voxel size is
-    kept unless ``voxel_size`` is given, and without either the store records none. Refuses to
-    replace an existing path. ``progress`` is called with the number of z sections written per
-    slab.
+    Data are copied box by box (``copy_boxes``: whole chunks, at most ``COPY_BYTES`` per box, or
+    ``slab`` z sections of whole chunks), so memory stays bounded in all three axes; a Volume's
+    voxel size is kept unless ``voxel_size`` is given, and without either the store records none.
+    Refuses to replace an existing path; temporaries of dead runs beside it are removed first.
+    ``progress`` is called with the number of z sections written once a z range is complete.
     """
     path = Path(path)
-    if path.exists():
+    path.parent.mkdir(parents=True, exist_ok=True)
+    safeio.clean_stale(path)
+    if os.path.lexists(path):
         raise FileExistsError(f"{path}: already exists; refusing to overwrite")
+    tmp = safeio.temp_path(path)
+    try:
+        write_zarr3_into(tmp, data, voxel_size, chunks=chunks, slab=slab, progress=progress)
+        os.replace(tmp, path)
+    except BaseException:
+        safeio.remove_tree(tmp)
+        raise
+    return Volume.open(path)
+
+
+def write_zarr3_into(
+    path: str | os.PathLike,
+    data: np.ndarray | Volume,
+    voxel_size: Sequence[float] | None = None,
+    *,
+    chunks: Sequence[int] | None = None,
+    slab: int | None = None,
+    progress=None,
+) -> None:
+    """``write_zarr3`` without the temporary: creates the store at ``path`` (itself a temporary
+    of the caller, which renames it); Ctrl-C is honoured between two boxes."""
+    path = Path(path)
     if isinstance(data, Volume) and voxel_size is None:
         voxel_size = data.voxel_size
     shape, dtype = tuple(data.shape), np.dtype(data.dtype)
     voxel_size = _check_voxel_size(voxel_size, len(shape), str(path))
     if dtype.kind not in "uifb":
         raise TypeError(f"{path}: unsupported dtype {dtype} (expected an integer, float or bool array)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    usual_mode(tmp)
-    try:
-        spec = zarr3_spec(tmp, dtype, shape, voxel_size, chunks)
-        store = ts.open(spec, create=True, context=shared_context()).result()
-        cz = spec["metadata"]["chunk_grid"]["configuration"]["chunk_shape"][0]
-        slab = slab or cz * max(1, (64 << 20) // max(1, cz * int(np.prod(shape[1:])) * dtype.itemsize))
-        for z0 in range(0, shape[0], slab):
-            z1 = min(shape[0], z0 + slab)
-            block = data.read((slice(z0, z1),) + tuple(slice(0, n) for n in shape[1:])) if isinstance(data, Volume) else data[z0:z1]
-            store[z0:z1].write(np.ascontiguousarray(block)).result()
+    path.mkdir(parents=True)
+    spec = zarr3_spec(path, dtype, shape, voxel_size, chunks)
+    chunk_shape = spec["metadata"]["chunk_grid"]["configuration"]["chunk_shape"]
+    store = wait(ts.open(spec, create=True, context=shared_context()))
+    if slab:
+        box = (max(1, int(slab)), *shape[1:])
+    else:
+        box = copy_boxes(shape, chunk_shape, dtype.itemsize)
+    with safeio.deferred_interrupts():
+        for z0 in range(0, shape[0] if shape else 1, box[0]):
+            z1 = min(shape[0], z0 + box[0])
+            rest = [range(0, n, b) for n, b in zip(shape[1:], box[1:])]
+            for starts in itertools.product(*rest):
+                sl = (slice(z0, z1),) + tuple(slice(a, min(n, a + b)) for a, n, b in zip(starts, shape[1:], box[1:]))
+                block = data.read(sl) if isinstance(data, Volume) else data[sl]
+                wait(store[sl].write(np.ascontiguousarray(block)))
+                safeio.pause_point("write")
+                safeio.checkpoint()
             if progress is not None:
                 progress(z1 - z0)
-        del store
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return Volume.open(path)
+    del store
 
 
 def usual_mode(path: str | os.PathLike) -> None:
@@ -475,35 +645,19 @@ def usual_mode(path: str | os.PathLike) -> None:
 
 
 def replace_path(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
-    """Move a finished ``tmp`` (file or folder) onto ``path``.
-
-    An existing folder at ``path`` is moved aside first and deleted only once the new one is in
-    place (a file is replaced atomically by the rename itself).
-    """
-    tmp, path = Path(tmp), Path(path)
-    old = None
-    if path.is_dir() and not path.is_symlink():
-        old = path.parent / f".{path.name}.old-{os.getpid()}-{os.urandom(4).hex()}"
-        os.replace(path, old)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        if old is not None:
-            os.replace(old, path)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    """Move a finished ``tmp`` (file or folder) onto ``path`` (``safeio.replace_path``: an
+    existing folder waits aside until the new one is in place, and is restored on failure)."""
+    safeio.replace_path(tmp, path)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write JSON to a temporary name, then rename."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp = safeio.temp_path(path)
     try:
-        usual_mode(tmp)
-        with os.fdopen(fd, "w") as f:
+        with open(tmp, "x") as f:
             json.dump(obj, f, indent=2, sort_keys=True)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise

@@ -285,3 +285,54 @@ def test_bool_masks_are_labelled_block_by_block(tmp_path):
     vol, old = bw.blockwise_renumber(src, tmp_path / "rn.zarr", (5, 6, 7), client=SYNC, progress=False)
     np.testing.assert_array_equal(vol.read(), mask.astype(np.uint32))
     assert old.tolist() == [False, True]
+
+
+def test_missing_chunks_negative_ids_and_locked_outputs(tmp_path):
+    """Inputs get the in-memory checks: a missing chunk is an error naming the store, the chunk
+    and the block (unless allow_missing); negative ids are refused naming the block; a local
+    output being written by another process is refused, naming it."""
+    import subprocess
+    import sys
+    import time
+
+    from neurons_jax.safeio import OutputBusyError
+    from neurons_jax.volumes import MissingChunkError
+
+    labels = winding((16, 16, 16), n_worms=3, steps=200, seed=4)
+    src = tmp_path / "in.zarr"
+    nj.volumes.write_zarr3(src, labels, chunks=(8, 8, 8))
+    (src / "c" / "1" / "1" / "0").unlink()
+    with pytest.raises(MissingChunkError) as e:
+        bw.blockwise_connected_components(src, tmp_path / "cc.zarr", (8, 8, 8), client=SYNC, progress=False)
+    msg = str(e.value)
+    assert msg.startswith(f"zarr3 store file://{src}/: chunk {{1, 1, 0}} stored at local file") and "(block 6 of 8)" in msg
+    assert not (tmp_path / "cc.zarr").exists()
+    vol, n = bw.blockwise_connected_components(src, tmp_path / "cc2.zarr", (8, 8, 8), client=SYNC,
+                                               progress=False, allow_missing=True)
+    zeroed = labels.copy()
+    zeroed[8:16, 8:16, 0:8] = 0
+    np.testing.assert_array_equal(vol.read(), in_memory_cc(zeroed, 6))
+
+    neg = labels.astype(np.int32)
+    neg[15, 15, 15] = -3
+    with pytest.raises(ValueError, match=r"block 7 \(z 8:16, y 8:16, x 8:16\): negative label ids are not supported \(found minimum -3\)"):
+        bw.blockwise_renumber(nj.Volume.from_array(neg), tmp_path / "rn.zarr", (8, 8, 8), client=SYNC, progress=False)
+
+    flag = tmp_path / "held"
+    code = ("import sys, time, os; from neurons_jax.safeio import OutputLock\n"
+            f"with OutputLock({str(tmp_path / 'busy.zarr')!r}, 'another job'):\n"
+            f"    open({str(flag)!r}, 'w').close()\n"
+            f"    while os.path.exists({str(flag)!r}): time.sleep(0.02)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1])
+    try:
+        deadline = time.monotonic() + 60
+        while not flag.exists():
+            assert holder.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        with pytest.raises(OutputBusyError, match=rf"busy.zarr: another run is writing it \(another job, pid {holder.pid} on host"):
+            bw.blockwise_connected_components(nj.Volume.from_array(labels), tmp_path / "busy.zarr", (8, 8, 8),
+                                              client=SYNC, progress=False)
+        assert not (tmp_path / "busy.zarr.blockwise").exists()
+    finally:
+        flag.unlink(missing_ok=True)
+        holder.wait(30)

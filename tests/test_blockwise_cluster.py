@@ -56,3 +56,21 @@ def test_worker_killed_mid_run_local_cluster(load_shared, tmp_path):
     assert flag.exists() and pids - survivors  # a worker really died during the write phase
     assert n == int(ref.max())
     np.testing.assert_array_equal(vol.read(), ref)
+
+
+def test_a_failing_task_surfaces_the_workers_own_error(tmp_path):
+    """A corrupt chunk on a worker used to reach the caller as FutureCancelledError: the worker's
+    exception comes back instead (type and message), naming the store, the box and the block."""
+    labels = np.ones((16, 16, 16), np.uint32)
+    src = tmp_path / "seg.zarr"
+    nj.volumes.write_zarr3(src, labels, chunks=(8, 8, 8))
+    (src / "c" / "0" / "1" / "1").write_bytes(b"not a zstd frame" * 4)
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster, distributed.Client(cluster) as client:
+        with pytest.raises(OSError) as e:
+            bw.blockwise_connected_components(src, tmp_path / "cc.zarr", (8, 8, 8), client=client, progress=False)
+    assert type(e.value) is OSError
+    msg = str(e.value)
+    assert msg.startswith(f"zarr3 store file://{src}/: cannot read z 0:8, y 8:16, x 8:16 (")
+    assert "ZSTD" in msg and msg.endswith("(block 3 of 8)")

@@ -1,7 +1,14 @@
 """The MICrONS reader: alignment by physical voxel size (4 nm EM vs 8 nm segmentation), absolute
-voxel offsets, XYZ -> ZYX, versions, the downsample path, the adjacent test crop, prepare."""
+voxel offsets, XYZ -> ZYX, versions, the downsample path, the adjacent test crop, prepare, and
+reads bounded in all three axes (blocks, a read limit; a 200000^2 layer without chunks)."""
 
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -94,8 +101,14 @@ def test_downsample_driver_when_em_lacks_the_segmentation_scale(workspace, tmp_p
     block = arr[2 * x0 - lo[0]:2 * (x0 + 144) - lo[0], 2 * y0 - lo[1]:2 * (y0 + 144) - lo[1],
                 z0 - lo[2]:z0 + 8 - lo[2]].T
     mean = block.reshape(8, 144, 2, 144, 2).astype(np.float32).mean(axis=(2, 4))
-    assert np.abs(ds.image.read().astype(np.float32) - mean).max() <= 1  # rounding only
-    _assert_aligned(ds.image.read(), ds.label.read())
+    whole = ds.image.read()
+    assert np.abs(whole.astype(np.float32) - mean).max() <= 1  # rounding only
+    _assert_aligned(whole, ds.label.read())
+    os.environ["NEURONS_JAX_MICRONS_BLOCK_VOXELS"] = "5000"  # ~30 chunk-aligned blocks
+    try:
+        np.testing.assert_array_equal(ds.image.read(), whole)
+    finally:
+        del os.environ["NEURONS_JAX_MICRONS_BLOCK_VOXELS"]
 
 
 def test_versions_and_prepare(workspace, prepared):
@@ -162,3 +175,117 @@ def test_public_layers_table():
     assert mod.layers("public", 117)[1] == "https://bossdb-open-data.s3.amazonaws.com/iarpa_microns/minnie/minnie65/seg/"
     assert mod.layers("gs://bucket/minnie65", 343)[1] == "gs://bucket/minnie65/seg_m343/"
     assert mod.DEFAULT_ORIGIN == (140000, 100000, 20000) and mod.DEFAULT_SIZE == (128, 128, 128)
+
+
+# ----------------------------------------------------------------------------- bounded reads
+def test_blocks_tile_the_box_within_the_budget():
+    mod = __import__("neurons_jax.datasets.microns", fromlist=["blocks"])
+    box = (slice(3, 40), slice(5, 300), slice(0, 517))
+    for budget, chunk, origin in ((10**9, None, None), (20000, None, None), (20000, (8, 64, 64), (1, -3, 0)),
+                                  (1, (8, 64, 64), (0, 0, 0))):
+        seen = np.zeros((40, 300, 517), np.uint8)
+        for b in mod.blocks(box, budget, chunk, origin):
+            seen[b] += 1
+            n = [s.stop - s.start for s in b]
+            assert np.prod(n) <= max(budget, np.prod(chunk or (1,))), (budget, n)
+            if chunk:  # cut on the chunk grid only
+                for s, c, o, full in zip(b, chunk, origin, box):
+                    assert s.start == full.start or (s.start - o) % c == 0
+        assert (seen[box] == 1).all() and seen.sum() == np.prod([s.stop - s.start for s in box])
+    assert mod.block_shape((64, 3000, 3000), 1 << 20, (16, 512, 512)) == (16, 512, 512)
+    assert mod.block_shape((64, 3000, 3000), 1 << 24, (16, 512, 512)) == (64, 512, 512)
+    assert mod.block_shape((64, 3000, 3000), 1 << 22, (16, 512, 512)) == (16, 512, 512)
+
+
+def test_reads_in_blocks_equal_one_read_and_a_read_limit_applies(workspace, monkeypatch):
+    root = workspace["microns"]
+    ds = D.microns(root, split="train", origin=(OX + 3, OY + 5, OZ + 1), size=(101, 77, 19), valid_fraction=0)
+    image, label = ds.image.read(), ds.label.read()
+    monkeypatch.setenv("NEURONS_JAX_MICRONS_BLOCK_VOXELS", "4096")
+    np.testing.assert_array_equal(ds.image.read(), image)
+    np.testing.assert_array_equal(ds.label.read(), label)
+    monkeypatch.setenv("NEURONS_JAX_MICRONS_MAX_READ_BYTES", str(8 * 77 * 101 * 8))  # 8 sections
+    with pytest.raises(ValueError, match=r"seg_m1300.*: a read of 19 x 77 x 101 voxels \(z, y, x\) needs "
+                                         r"1\.1 MiB, more than the read limit 486\.1 KiB \(NEURONS_JAX_MICRONS_MAX"):
+        ds.label.read()
+    np.testing.assert_array_equal(ds.label.read((slice(0, 8), slice(None), slice(None))), label[:8])
+    monkeypatch.setenv("NEURONS_JAX_MICRONS_BLOCK_VOXELS", "many")
+    with pytest.raises(ValueError, match="NEURONS_JAX_MICRONS_BLOCK_VOXELS: expected a positive integer; got 'many'"):
+        ds.image.read()
+
+
+def _huge_layers(root):
+    """EM (4 nm, 400000^2 x 64) and segmentation (8 nm, 200000^2 x 64) infos, no chunk files."""
+    for name, typ, dtype, res, n, chunk in (("em", "image", "uint8", [4, 4, 40], 400000, [1024, 1024, 16]),
+                                            ("seg_m1300", "segmentation", "uint64", [8, 8, 40], 200000, [512, 512, 16])):
+        (root / name).mkdir(parents=True)
+        (root / name / "info").write_text(json.dumps({
+            "@type": "neuroglancer_multiscale_volume", "type": typ, "data_type": dtype, "num_channels": 1,
+            "scales": [{"key": "s0", "resolution": res, "size": [n, n, 64], "voxel_offset": [0, 0, 0],
+                        "chunk_sizes": [chunk], "encoding": "raw"}]}))
+
+
+_HUGE = """
+import json, resource, sys, time
+import numpy as np, neurons_jax as nj
+from neurons_jax.cli import main
+root, out = sys.argv[1], sys.argv[2]
+rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+ds = nj.datasets.microns(root, "train")   # the default crop of a local root: 100000 x 200000 x 51
+base, t0, res = rss(), time.monotonic(), {"shape": list(ds.label.shape)}
+try:
+    ds.label.read()
+except ValueError as e:
+    res["refused"], res["refused_s"] = str(e), time.monotonic() - t0
+res["patch_sum"] = int(ds.image.read((slice(0, 8), slice(1000, 1512), slice(5000, 5512))).sum())
+crop = nj.datasets.microns(root, "train", origin=(0, 0, 0), size=(2048, 2048, 8), valid_fraction=0)
+res["crop_sum"] = int(crop.label.read().sum())   # 8 x 2048 x 2048 uint64: 256 MiB, the limit
+res["rc"] = main(["prepare", "microns", root, out, "--allow-missing", "--origin", "0", "0", "0",
+                 "--size", "3000", "3000", "8"])
+res["grew"] = rss() - base
+print(json.dumps(res))
+"""
+
+
+def test_huge_layer_without_chunks_stays_within_the_budget(tmp_path):
+    """A 200000^2 segmentation (its EM 400000^2, through the downsample driver), no chunk files:
+    a whole-crop read is refused at once, naming the size; a 256 MiB read and a prepare of a
+    3000^2 crop succeed; memory never grows past the read limit (plus TensorStore's cache)."""
+    _huge_layers(tmp_path / "layers")
+    env = {**os.environ, "NEURONS_JAX_ALLOW_MISSING": "1", "NEURONS_JAX_CACHE_BYTES": str(32 << 20),
+           "NEURONS_JAX_MICRONS_MAX_READ_BYTES": str(256 << 20), "NEURONS_JAX_MICRONS_BLOCK_VOXELS": str(1 << 20)}
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(_HUGE), str(tmp_path / "layers"), str(tmp_path / "p")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert res["shape"] == [51, 200000, 100000]
+    assert "a read of 51 x 200000 x 100000 voxels (z, y, x) needs 7.4 TiB, more than the read limit 256.0 MiB" \
+        in res["refused"] and res["refused_s"] < 1
+    assert res["patch_sum"] == 0 and res["crop_sum"] == 0 and res["rc"] == 0
+    assert res["grew"] < (256 << 20) + (160 << 20), res["grew"] / 2**20  # the 256 MiB array, little else
+    ds = D.microns(tmp_path / "p", split="train", valid_fraction=0)
+    assert ds.label.shape == ds.image.shape == (8, 3000, 3000)
+
+
+def test_huge_layer_default_crop_fails_fast_with_one_line(tmp_path):
+    """Without allowing missing chunks, preparing the default (petavoxel) crop fails at the first
+    box, in one line naming the layer; nothing is left behind."""
+    _huge_layers(tmp_path / "layers")
+    env = {k: v for k, v in os.environ.items() if k != "NEURONS_JAX_ALLOW_MISSING"}
+    proc = subprocess.run([sys.executable, "-m", "neurons_jax.cli", "prepare", "microns", str(tmp_path / "layers"),
+                           str(tmp_path / "p")], env=env, capture_output=True, text=True, timeout=60)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("neurons-jax")]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert str(tmp_path / "layers") in lines[0]
+    assert not (tmp_path / "p").exists()
+
+
+def test_layer_whose_chunks_exceed_the_read_limit_is_refused_at_open(tmp_path, monkeypatch):
+    _huge_layers(tmp_path)
+    info = json.loads((tmp_path / "seg_m1300" / "info").read_text())
+    info["scales"][0]["chunk_sizes"] = [[200000, 200000, 1]]  # one chunk per section: 298 GiB
+    (tmp_path / "seg_m1300" / "info").write_text(json.dumps(info))
+    monkeypatch.setenv("NEURONS_JAX_MICRONS_MAX_READ_BYTES", str(1 << 30))
+    with pytest.raises(ValueError, match=r"seg_m1300.*: its chunks of 1 x 200000 x 200000 voxels \(z, y, x\) "
+                                         r"need 298\.0 GiB each to decode, more than the read limit 1\.0 GiB"):
+        D.microns(tmp_path, split="train")

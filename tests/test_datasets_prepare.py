@@ -128,3 +128,56 @@ def test_cli_prepare_and_info(workspace, prepared, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert cli.main(["info", str(prepared["microns"])]) == 0
     assert "crop_test" in capsys.readouterr().out
+
+
+def test_missing_chunks_in_inputs_and_prepared_roots_are_errors(tmp_path, capsys):
+    """A deleted chunk once read as zeros (39 % zero labels in training): prepare refuses such an
+    input unless allow_missing=True, and a prepared root missing a chunk fails when read."""
+    from neurons_jax.volumes import MissingChunkError
+
+    img = (np.arange(16 * 16 * 16) % 251).astype(np.uint8).reshape(16, 16, 16) + 1
+    src = tmp_path / "img.zarr"
+    nj.volumes.write_zarr3(src, img, (4, 4, 4), chunks=(8, 8, 8))
+    (src / "c" / "1" / "0" / "1").unlink()
+    with pytest.raises(MissingChunkError, match=r"img.zarr/: chunk \{1, 0, 1\} stored at local file .* is missing"):
+        D.prepare("generic", str(src), tmp_path / "root", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img.zarr"]
+    out = D.prepare("generic", str(src), tmp_path / "root", allow_missing=True, progress=False)
+    assert D.generic(out).image.read()[8:, :8, 8:].sum() == 0  # a sparse store: zeros, as asked
+
+    lab = D.prepare("generic", img, tmp_path / "lab", label=img, voxel_size=(4, 4, 4), progress=False)
+    (lab / "volumes" / "volume" / "label.zarr" / "c" / "0" / "0" / "0").unlink()  # its one chunk
+    ds = D.generic(lab)
+    with pytest.raises(MissingChunkError, match=r"label.zarr/: chunk \{0, 0, 0\}"):
+        ds.label.read()
+
+
+def test_a_root_written_before_chunks_were_complete_is_written_again(tmp_path, capsys):
+    img = np.ones((8, 8, 8), np.uint8)
+    out = D.prepare("generic", img, tmp_path / "root", voxel_size=(1, 1, 1), progress=False)
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["all_chunks_stored"] is True
+    del meta["all_chunks_stored"]
+    (out / "metadata.json").write_text(json.dumps(meta))
+    assert D.prepare("generic", img, out, voxel_size=(1, 1, 1), progress=False) == out
+    assert "prepared by an older version that did not store empty chunks" in capsys.readouterr().err
+    assert json.loads((out / "metadata.json").read_text())["all_chunks_stored"] is True
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["root"]
+
+
+def test_prepare_reads_boxes_bounded_in_y_and_x(tmp_path, monkeypatch):
+    """Slabs used to be whole sections (4.7 GB for a 3000^2 crop): every box prepare reads and
+    writes now holds at most volumes.COPY_BYTES (or one chunk), in z, y and x."""
+    from neurons_jax import volumes
+
+    monkeypatch.setattr(volumes, "COPY_BYTES", 64 << 10)
+    img = (np.arange(8 * 300 * 300) % 200).astype(np.uint8).reshape(8, 300, 300)
+    seen = []
+    real = volumes.ArraySource.read
+    monkeypatch.setattr(volumes.ArraySource, "read", lambda self, sl: seen.append(sl) or real(self, sl))
+    out = D.prepare("generic", img, tmp_path / "big", label=img.astype(np.uint32), voxel_size=(1, 1, 1),
+                    progress=False)
+    sizes = [tuple(s.stop - s.start for s in sl) for sl in seen]
+    assert max(y for _, y, _ in sizes) <= 128 and max(x for _, _, x in sizes) <= 256
+    assert max(int(np.prod(s)) * 4 for s in sizes) <= 8 * 128 * 128 * 4  # one uint32 chunk at most
+    np.testing.assert_array_equal(D.generic(out).label.read(), img[:6].astype(np.uint32))

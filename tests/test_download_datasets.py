@@ -225,3 +225,26 @@ def test_microns_without_cache_downloads_nothing(tmp_path, capsys):
     assert not (tmp_path / "m").exists()
     rc, err = _cli(capsys, "microns", "-o", str(tmp_path / "m"), "--seg-version", "999")
     assert rc == 2 and "--seg-version" in err
+
+
+def test_microns_crop_options_are_x_y_z_and_checked(tmp_path, capsys):
+    out = tmp_path / "m"
+    for args, message in (
+        (["--size", "0", "8", "8"], "--size: expected 3 positive integers X Y Z (segmentation voxels, "
+                                    "neuroglancer's order); got 0 8 8"),
+        (["--size", "a", "8", "8"], "--size: expected 3 positive integers X Y Z"),
+        (["--origin", "-1", "0", "0"], "--origin: expected 3 integers >= 0 X Y Z"),
+    ):
+        rc, err = _cli(capsys, "microns", "-o", str(out), "--cache", *args)
+        assert rc == 2 and err.count("\n") == 1 and message in err, err
+    with pytest.raises(SystemExit):  # the count is argparse's: "expected 3 arguments"
+        main(["download", "microns", "-o", str(out), "--size", "8", "8"])
+    assert "--size: expected 3 arguments" in capsys.readouterr().err
+    assert not out.exists()
+    with pytest.raises(ValueError, match=r"^--size: expected 3 positive integers X Y Z .*; got 8 8$"):
+        nj.download.download("microns", out, cache=True, size=(8, 8))
+    with pytest.raises(SystemExit):
+        main(["download", "microns", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--origin X Y Z" in text and "--size X Y Z" in text
+    assert "neuroglancer's order (not the Z Y X of --patch/--voxel-size)" in text

@@ -249,12 +249,31 @@ def test_relabel_after_crop_splits_cut_ids(xp, load_shared):
         (np.zeros((4, 4, 4), np.uint8), True, ValueError, "got True"),
         (np.zeros(4, np.uint8), 6, ValueError, r"2D \(Y, X\), 3D .*got shape \(4,\)"),
         (np.zeros((1,) * 5, np.uint8), 6, ValueError, "got shape"),
+        # a (Z, Y, X, C) volume is not a batch of Z volumes: refused, naming the shape
+        (np.zeros((16, 20, 24, 1), np.uint8), 6, ValueError,
+         r"shape \(16, 20, 24, 1\) look like \(Z, Y, X, C\) with a channel axis of 1; 4D input means a batch \(B, Z, Y, X\)"),
+        (np.zeros((8, 16, 16, 3), np.uint8), 26, ValueError, r"channel axis of 3; 4D input means a batch"),
     ],
 )
 def test_bad_input_gives_the_same_error_on_both_backends(xp, labels, connectivity, error, match):
     for func in (nj.ops.connected_components, nj.ops.relabel_after_crop):
         with pytest.raises(error, match=match):
             func(xp.asarray(labels), connectivity)
+    if labels.ndim == 4 and labels.shape[-1] <= 4:
+        from neurons_jax.ops.components import component_ids
+
+        with pytest.raises(error, match=match):
+            component_ids(xp.asarray(labels), connectivity)
+
+
+@pytest.mark.parametrize("shape", [(2, 16, 16, 16), (3, 1, 40, 40), (1, 32, 32, 2), (4, 8, 8, 4), (2, 5, 6, 7)])
+def test_real_batches_are_not_mistaken_for_channels(xp, shape):
+    labels = (np.arange(np.prod(shape)).reshape(shape) % 3).astype(np.uint8)
+    ids, n = run(xp, labels, 6)
+    for b in range(shape[0]):
+        ref, ref_n = reference(labels[b], 6)
+        np.testing.assert_array_equal(ids[b], ref)
+        assert n[b] == ref_n
 
 
 def _offsets_pairs(shape, offset):

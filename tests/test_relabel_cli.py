@@ -58,7 +58,8 @@ def arrays(load_shared) -> dict[str, np.ndarray]:
 
 
 def _ts_write(spec: dict, arr: np.ndarray) -> None:
-    ts.open(spec, create=True).result().write(arr).result()
+    """A complete store (every chunk, zeros too): missing chunks are errors unless --allow-missing."""
+    ts.open({**spec, "store_data_equal_to_fill_value": True}, create=True).result().write(arr).result()
 
 
 def write_input(fmt: str, arr: np.ndarray, folder: Path) -> str:

@@ -141,3 +141,83 @@ def test_voxel_size_none_where_unused_and_a_clear_error_where_needed(tmp_path):
     with h5py.File(h5, "w") as f:
         f["k"] = a
     assert Volume.from_h5(h5, "k").voxel_size is None
+
+
+# ----------------------------------------------------------------------------- missing chunks
+def test_missing_chunks_are_errors_unless_allowed(tmp_path, monkeypatch):
+    """A zarr3 store with a deleted chunk used to read as zeros: now the read names the store,
+    the chunk and the box; sparse stores opt in (argument, context, environment)."""
+    from neurons_jax.volumes import MissingChunkError, missing_chunks_allowed
+
+    a = _array(np.uint16, (16, 16, 16)) + 1
+    path = tmp_path / "a.zarr"
+    write_zarr3(path, a, chunks=(8, 8, 8))
+    (path / "c" / "0" / "1" / "0").unlink()
+    box = (slice(0, 8), slice(4, 12), slice(0, 4))
+    with pytest.raises(MissingChunkError) as e:
+        Volume.open(path).read(box)
+    assert str(e.value).startswith(
+        f'zarr3 store file://{path}/: chunk {{0, 1, 0}} stored at local file "{path}/c/0/1/0" is missing '
+        "(reading z 0:8, y 4:12, x 0:4)")
+    assert "(a sparse store), pass --allow-missing (allow_missing=True)" in str(e.value)
+    Volume.open(path).read((slice(0, 8), slice(0, 8), slice(0, 8)))  # other chunks read as before
+    expected = a.copy()
+    expected[0:8, 8:16, 0:8] = 0
+    np.testing.assert_array_equal(Volume.open(path, allow_missing=True).read(), expected)
+    with missing_chunks_allowed(True):
+        sparse = Volume.open(path)
+        assert Volume.open(path, allow_missing=False).source.allow_missing is False  # the argument wins
+    np.testing.assert_array_equal(sparse.read(), expected)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(sparse)).read(), expected)  # travels with the spec
+    monkeypatch.setenv("NEURONS_JAX_ALLOW_MISSING", "1")
+    np.testing.assert_array_equal(Volume.open(path).read(), expected)
+    monkeypatch.delenv("NEURONS_JAX_ALLOW_MISSING")
+    with pytest.raises(MissingChunkError):
+        pickle.loads(pickle.dumps(Volume.open(path))).read()
+
+
+def test_writers_store_every_chunk_so_zeros_are_not_missing(tmp_path):
+    a = np.zeros((16, 16, 16), np.uint8)
+    a[0, 0, 0] = 1
+    v = write_zarr3(tmp_path / "z.zarr", a, chunks=(8, 8, 8))
+    chunks = [p for p in (tmp_path / "z.zarr" / "c").rglob("*") if p.is_file()]
+    assert len(chunks) == 8  # seven of them all zeros
+    np.testing.assert_array_equal(v.read(), a)
+
+
+def test_copies_are_bounded_in_all_three_axes(tmp_path, monkeypatch):
+    """write_zarr3 (and so prepare) copies boxes of whole chunks within COPY_BYTES, whatever the
+    section size: a 3000^2 section no longer means a slab of 32 full sections."""
+    from neurons_jax import volumes
+
+    assert volumes.copy_boxes((100, 3000, 3000), (32, 128, 128), 8) == (32, 128, 2048)
+    assert volumes.copy_boxes((300, 3000, 3000), (32, 128, 128), 1, 64 << 20) == (32, 640, 3000)
+    assert volumes.copy_boxes((4, 5, 6), (32, 128, 128), 1) == (4, 5, 6)
+    monkeypatch.setattr(volumes, "COPY_BYTES", 16 * 16 * 16 * 2)
+    a = _array(np.uint16, (20, 70, 90))
+    seen = []
+    real = volumes.ArraySource.read
+    monkeypatch.setattr(volumes.ArraySource, "read", lambda self, sl: seen.append(sl) or real(self, sl))
+    sections = []
+    v = write_zarr3(tmp_path / "b.zarr", Volume.from_array(a), chunks=(8, 16, 16), progress=sections.append)
+    np.testing.assert_array_equal(v.read(), a)
+    sizes = [tuple(s.stop - s.start for s in sl) for sl in seen]
+    assert max(int(np.prod(s)) for s in sizes) <= 16 * 16 * 16 and max(s[1] for s in sizes) < 70
+    assert sum(sections) == 20
+
+
+def test_volume_errors_name_the_file_and_say_symlink_loop(tmp_path):
+    (tmp_path / "loop.zarr").symlink_to(tmp_path / "loop.zarr")
+    with pytest.raises(FileNotFoundError, match=r"loop.zarr: symlink loop \(a link that leads back to itself\)"):
+        Volume.open(tmp_path / "loop.zarr")
+    with pytest.raises(FileNotFoundError, match=r"absent.zarr: no such volume"):
+        Volume.open(tmp_path / "absent.zarr")
+    a = _array(np.uint16, (8, 8, 8))
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f.create_dataset("k", data=a, chunks=(4, 8, 8), compression="gzip")
+        offset = f["k"].id.get_chunk_info(0).byte_offset
+    with open(tmp_path / "x.h5", "r+b") as fh:
+        fh.seek(offset + 8)
+        fh.write(b"\x00" * 32)
+    with pytest.raises(OSError, match=r"x.h5:k: cannot read z 0:4, y 0:8, x 0:8 \(.*\); the file may be damaged"):
+        Volume.from_h5(tmp_path / "x.h5", "k").read((slice(0, 4), slice(0, 8), slice(0, 8)))

@@ -10,6 +10,7 @@ Example:
     $ neurons-jax download mitoem2 --output data/mitoem2 --datasets Beta Pyra
     $ neurons-jax download microns --output data/microns --cache --size 256 256 64
     $ NEURONS_JAX_MIRROR_CREMI3D=http://mirror.lan/cremi/ neurons-jax download cremi3d ...
+    $ NEURONS_JAX_NET_TIMEOUT=30 neurons-jax download mitoem2 --retries 5   # a slow link
 """
 
 from __future__ import annotations
@@ -20,19 +21,25 @@ from pathlib import Path
 
 
 def _common(p: argparse.ArgumentParser, dataset: str, http: bool) -> None:
+    from ..net import ENV_BACKOFF, ENV_RETRIES, ENV_TIMEOUT, Policy
+
+    d = Policy()
     p.add_argument("--output", "-o", type=Path, default=Path("data") / dataset,
                    help=f"destination directory (default: data/{dataset})")
-    net = p.add_argument_group("network")
+    net = p.add_argument_group("network (TensorStore's reads follow it too)")
     net.add_argument("--mirror", metavar="URL",
                      help=f"base URL replacing the default source (env NEURONS_JAX_MIRROR_{dataset.upper()})")
-    if not http:  # e.g. TensorStore does the transfers: no downloader options
-        p.set_defaults(retries=4, backoff=1.0, timeout=30.0, insecure=False, checksums=None)
+    net.add_argument("--retries", type=int, metavar="N",
+                     help=f"retries of transient errors (default: env {ENV_RETRIES} or {d.retries})")
+    net.add_argument("--backoff", type=float, metavar="S",
+                     help=f"first retry delay in seconds, doubled each time (default: env {ENV_BACKOFF} "
+                          f"or {d.backoff:g})")
+    net.add_argument("--timeout", type=float, metavar="S",
+                     help="seconds to wait for a connection, a host name lookup or the next bytes "
+                          f"(default: env {ENV_TIMEOUT} or {d.timeout:g})")
+    if not http:  # TensorStore does the transfers: no downloader-only options
+        p.set_defaults(insecure=False, checksums=None)
     else:
-        net.add_argument("--retries", type=int, default=4, help="retries on transient errors (default 4)")
-        net.add_argument("--backoff", type=float, default=1.0,
-                         help="first retry delay in seconds, doubled each time (default 1)")
-        net.add_argument("--timeout", type=float, default=30.0,
-                         help="socket time-out in seconds (default 30)")
         net.add_argument("--insecure", action="store_true",
                          help="skip TLS certificate checks (expired certificates); checksums still apply")
         p.add_argument("--checksums", metavar="URL|FILE",
@@ -66,13 +73,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import net
     from ..datasets.registry import get_kind, given_options
     from ..download import Options, download
 
-    if args.retries < 0 or args.timeout <= 0 or args.backoff < 0:
-        raise ValueError("--retries must be >= 0, --timeout > 0 and --backoff >= 0")
+    policy = network_policy(args)
+    net.set_policy(policy)  # before any request: TensorStore's reads follow it too
     opts = Options(
-        retries=args.retries, backoff=args.backoff, timeout=args.timeout, progress=not args.quiet,
+        retries=policy.retries, backoff=policy.backoff, timeout=policy.timeout, progress=not args.quiet,
         mirror=args.mirror, checksums=getattr(args, "checksums", None), verify_tls=not args.insecure,
     )
     downloader = get_kind(args.dataset, "download").downloader
@@ -83,3 +91,22 @@ def run(args: argparse.Namespace) -> int:
         if result and downloader.done:
             print(downloader.done.format(kind=args.dataset, output=args.output), file=sys.stderr)
     return 0
+
+
+def network_policy(args: argparse.Namespace):
+    """The environment's network policy (``neurons_jax.net``) with the flags given in place."""
+    import dataclasses
+    import math
+
+    from .. import net
+
+    for flag, want, ok in (
+        ("retries", "an integer >= 0", lambda v: v >= 0),
+        ("backoff", "seconds >= 0", lambda v: v >= 0),
+        ("timeout", "seconds > 0", lambda v: v > 0),
+    ):
+        value = getattr(args, flag)
+        if value is not None and not (math.isfinite(value) and ok(value)):
+            raise ValueError(f"--{flag}: expected {want}; got {value:g}")
+    given = {k: getattr(args, k) for k in ("retries", "backoff", "timeout") if getattr(args, k) is not None}
+    return dataclasses.replace(net.policy(), **given)

@@ -36,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         help="last fraction of z used as valid (default 0.2)")
         sp.add_argument("--overwrite", action="store_true", help="replace a prepared root made from other sources")
         sp.add_argument("--quiet", action="store_true", help="no progress bar")
+        sp.add_argument("--allow-missing", action="store_true", default=None,
+                        help="read missing chunks of store inputs as 0 (sparse stores); by default they are errors")
         if kind.prepare_options:
             g = sp.add_argument_group(f"{kind.name} options")
             for o in kind.prepare_options:
@@ -55,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     kind = nj.datasets.get_kind(args.kind, "prepare")
     source = None if kind.root_optional and args.input == "public" else args.input
     out = nj.datasets.prepare(args.kind, source, args.output, valid_fraction=args.valid_fraction,
+                              allow_missing=args.allow_missing,
                               overwrite=args.overwrite, progress=not args.quiet, **reader_kwargs(args))
     print(out)
     return 0

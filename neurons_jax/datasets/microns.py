@@ -19,6 +19,13 @@ rest of its extent with x halved. Volumes come out ZYX, voxel size (z, y, x) nm,
 Splits: train/valid = the crop (valid = its last ``valid_fraction`` of z); test = the
 adjacent crop of the same size along +x, ``[x0 + sx, x0 + 2 sx)``.
 
+Remote layers (https, gs) follow the network policy of :mod:`neurons_jax.net` (time-outs,
+bounded retries; ``NEURONS_JAX_NET_TIMEOUT``): an unreachable layer fails within about 30 s
+with one line naming its URL and the cause. Reads are bounded in all three axes: a box larger
+than ``block_voxels()`` (``NEURONS_JAX_MICRONS_BLOCK_VOXELS``, 2**24) is read block by block
+(chunk-aligned) into one array, and a box whose array alone would pass ``max_read_bytes()``
+(``NEURONS_JAX_MICRONS_MAX_READ_BYTES``, half the memory) is refused with its size named.
+
 Example:
     >>> import neurons_jax as nj
     >>> ds = nj.datasets.microns("public", "train", size=(256, 256, 64))   # doctest: +SKIP
@@ -28,16 +35,19 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorstore as ts
 
-from ..volumes import PRECOMPUTED, TensorStoreSource, Volume
+from .. import net
+from ..volumes import PRECOMPUTED, TensorStoreSource, Volume, read_error, shared_context
 from ._common import (
     Entry,
     check_split,
@@ -64,6 +74,9 @@ PUBLIC = {
 }
 DEFAULT_ORIGIN = (140000, 100000, 20000)
 DEFAULT_SIZE = (128, 128, 128)
+ENV_BLOCK_VOXELS = "NEURONS_JAX_MICRONS_BLOCK_VOXELS"
+ENV_MAX_READ_BYTES = "NEURONS_JAX_MICRONS_MAX_READ_BYTES"
+XYZ_NOTE = "X Y Z, neuroglancer's order (not the Z Y X of --patch/--voxel-size)"
 
 
 def microns(
@@ -136,12 +149,16 @@ def layers(root_or_url: Any, version: int) -> tuple[Any, Any, bool]:
 
 
 def read_info(kvstore: Any) -> dict:
-    where = kvstore if isinstance(kvstore, str) else kvstore.get("path")
+    where = net.kvstore_url(kvstore)
+    remote = net.is_remote(kvstore)
+    ctx = ts.Context(net.tensorstore_context(), parent=shared_context()) if remote else shared_context()
     try:
-        kv = ts.KvStore.open(kvstore).result()
-        res = kv.read("info").result()
-    except Exception as e:  # noqa: BLE001 - network and parse errors alike
-        raise OSError(f"{where}: cannot read the precomputed info file ({e})") from None
+        kv = net.wait(ts.KvStore.open(kvstore, context=ctx), where, "open")
+        res = net.wait(kv.read("info"), where + "info", "read of the precomputed info file")
+    except net.NetworkError:
+        raise
+    except Exception as e:  # noqa: BLE001 - parse and local errors alike
+        raise OSError(f"{where}: cannot read the precomputed info file ({_first_line(e)})") from None
     if res.state != "value":
         raise FileNotFoundError(f"{where}: no precomputed info file")
     try:
@@ -231,6 +248,88 @@ def _fmt(v) -> str:
     return ", ".join(str(int(x)) for x in v)
 
 
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _env_int(var: str, default: int) -> int:
+    text = os.environ.get(var, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(float(text)) if "e" in text.lower() else int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{var}: expected a positive integer; got {text!r}")
+    return value
+
+
+def block_voxels() -> int:
+    """Voxels of one TensorStore read: larger boxes are read block by block."""
+    return _env_int(ENV_BLOCK_VOXELS, 1 << 24)
+
+
+def max_read_bytes() -> int:
+    """The largest array one read may return (default: half the physical memory)."""
+    try:
+        half = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        half = 8 << 30
+    return _env_int(ENV_MAX_READ_BYTES, int(half) if half > 0 else 8 << 30)
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def block_shape(shape: Sequence[int], budget: int, chunk: Sequence[int] | None = None) -> tuple[int, ...]:
+    """A block of at most ``budget`` voxels (unless one chunk is larger) covering ``shape``.
+
+    Blocks are whole multiples of ``chunk`` where they are cut; the longest side is halved
+    first, so blocks stay compact in all three axes.
+    """
+    unit = [max(1, int(c)) for c in (chunk or (1,) * len(shape))]
+    size = [max(1, int(n)) for n in shape]
+    while math.prod(size) > budget:
+        cut = [a for a in range(len(size)) if size[a] > unit[a]]
+        if not cut:
+            break
+        a = max(cut, key=lambda i: size[i])
+        half = -(-size[a] // 2)
+        size[a] = max(unit[a], half // unit[a] * unit[a])
+    return tuple(size)
+
+
+def _edges(start: int, stop: int, step: int, origin: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` cut at ``origin + k * step`` (the chunk grid when step is chunk-sized)."""
+    out, a = [], start
+    while a < stop:
+        b = min(stop, origin + ((a - origin) // step + 1) * step)
+        out.append((a, b))
+        a = b
+    return out
+
+
+def blocks(slices: Sequence[slice], budget: int, chunk: Sequence[int] | None = None,
+           grid_origin: Sequence[int] | None = None) -> Iterator[tuple[slice, ...]]:
+    """Boxes of at most ``budget`` voxels tiling ``slices``, aligned to the chunk grid."""
+    shape = [s.stop - s.start for s in slices]
+    size = block_shape(shape, budget, chunk)
+    origin = list(grid_origin or [0] * len(shape))
+    per_axis = [
+        [(s.start, s.stop)] if n >= s.stop - s.start else _edges(s.start, s.stop, n, o)
+        for s, n, o in zip(slices, size, origin)
+    ]
+    for box in itertools.product(*per_axis):
+        yield tuple(slice(a, b) for a, b in box)
+
+
 class PrecomputedCrop(TensorStoreSource):
     """A box of one precomputed scale (absolute XYZ voxels), seen as ZYX from zero; picklable.
 
@@ -250,7 +349,79 @@ class PrecomputedCrop(TensorStoreSource):
         self.start = tuple(int(v) for v in start)
         self.size = tuple(int(v) for v in size)
         self.factors = None if factors is None else tuple(int(f) for f in factors)
-        super().__init__(spec)
+        self.url = net.kvstore_url(kvstore)
+        self._chunks: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+        super().__init__(net.remote_spec(spec))
+
+    @property
+    def store(self) -> ts.TensorStore:
+        """The crop, opened on first use within the network policy's deadline."""
+        if self._store is None:
+            try:
+                s = net.wait(ts.open(self.spec, read=True, context=shared_context()), self.url,
+                             "open of the precomputed layer")
+            except net.NetworkError:
+                raise
+            except Exception as e:  # noqa: BLE001 - re-raised with the layer named
+                raise OSError(f"cannot open {self.describe()}: {_first_line(e)}") from None
+            view = self._view(s)
+            self._chunks = self._chunk_grid(view)
+            self._store = view
+        return self._store
+
+    def _chunk_grid(self, view: ts.TensorStore) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+        """(chunk shape, grid origin) in the crop's ZYX coordinates; refuses oversized chunks."""
+        try:
+            layout = view.chunk_layout
+            shape = tuple(int(c) for c in layout.read_chunk.shape)
+            origin = tuple(int(o) for o in layout.grid_origin)
+        except Exception:  # noqa: BLE001 - no chunk layout: blocks are cut anywhere
+            return None
+        if len(shape) != 3 or len(origin) != 3 or min(shape) < 1:
+            return None
+        base = math.prod(shape) * math.prod(self.factors or (1,))  # voxels decoded per chunk
+        itemsize = np.dtype(view.dtype.numpy_dtype).itemsize
+        if base * itemsize > max_read_bytes():
+            raise ValueError(
+                f"{self.describe()}: its chunks of {' x '.join(map(str, shape))} voxels (z, y, x) "
+                f"need {_bytes(base * itemsize)} each to decode, more than the read "
+                f"limit {_bytes(max_read_bytes())} ({ENV_MAX_READ_BYTES})"
+            )
+        return shape, origin
+
+    def read(self, slices: tuple[slice, ...]) -> np.ndarray:
+        """The box as one array, read in chunk-aligned blocks of at most ``block_voxels()``."""
+        store = self.store
+        shape = tuple(s.stop - s.start for s in slices)
+        nbytes = math.prod(shape) * self.dtype.itemsize
+        limit = max_read_bytes()
+        if nbytes > limit:
+            raise ValueError(
+                f"{self.describe()}: a read of {' x '.join(map(str, shape))} voxels (z, y, x) needs "
+                f"{_bytes(nbytes)}, more than the read limit {_bytes(limit)} ({ENV_MAX_READ_BYTES}); "
+                "read smaller boxes, or crop less (size=/--size X Y Z)"
+            )
+        budget = block_voxels()
+        if math.prod(shape) <= budget:
+            return np.asarray(self._wait(store[slices].read(), slices))
+        out = np.empty(shape, self.dtype)
+        target = ts.array(out, copy=False, write=True)  # blocks land in ``out``: no second copy
+        chunk, origin = self._chunks or (None, None)
+        for box in blocks(slices, budget, chunk, origin):
+            local = tuple(slice(b.start - s.start, b.stop - s.start) for b, s in zip(box, slices))
+            self._wait(target[local].write(store[box]), box)
+        return out
+
+    def _wait(self, future: Any, box: tuple[slice, ...]) -> Any:
+        """A read of ``box`` within the network deadline; errors name the layer and the box."""
+        nbytes = math.prod(b.stop - b.start for b in box) * self.dtype.itemsize
+        nbytes *= math.prod(self.factors or (1,))  # the downsample driver reads the finer scale
+        try:
+            return net.wait(future, self.url, "read", nbytes=nbytes)
+        except net.NetworkError:
+            raise
+        except (ValueError, RuntimeError, OSError) as e:  # a missing chunk, a corrupt one
+            raise read_error(self.describe(), box, e) from None
 
     def _view(self, s: ts.TensorStore) -> ts.TensorStore:
         x0, y0, z0 = self.start
@@ -267,6 +438,11 @@ class PrecomputedCrop(TensorStoreSource):
 
     def files(self) -> list[str]:
         return [self.describe()]
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_chunks"] = None
+        return state
 
 
 class _AsUint64:
@@ -303,9 +479,9 @@ register_kind(
     prepare_options=(
         option("--seg-version", dest="seg_version", type=int, help="117, 343, 943 or 1300 (default 1300)"),
         option("--origin", dest="origin", type=int, nargs=3, metavar=("X", "Y", "Z"),
-               help="crop origin, segmentation voxels"),
+               help=f"crop origin in segmentation voxels, {XYZ_NOTE}"),
         option("--size", dest="size", type=int, nargs=3, metavar=("X", "Y", "Z"),
-               help="crop size, segmentation voxels"),
+               help=f"crop size in segmentation voxels, {XYZ_NOTE}"),
     ),
     downloader=Downloader(
         "neurons_jax.download.microns:download",
@@ -314,10 +490,12 @@ register_kind(
         options=(
             option("--cache", dest="cache", action="store_true",
                    help="write the crop to a local zarr3 store (default: nothing to do)"),
-            option("--origin", dest="origin", nargs=3, type=int, metavar=("X", "Y", "Z"),
-                   help="crop origin, x y z in segmentation voxels (default: the reader's)"),
-            option("--size", dest="size", nargs="+", type=int, metavar="N",
-                   help="crop size x y z (or one value for a cube; default: the reader's)"),
+            option("--origin", dest="origin", nargs=3, metavar=("X", "Y", "Z"),
+                   help=f"crop origin: 3 integers >= 0 in segmentation voxels, {XYZ_NOTE} "
+                        "(default: the reader's)"),
+            option("--size", dest="size", nargs=3, metavar=("X", "Y", "Z"),
+                   help=f"crop size: 3 positive integers in segmentation voxels, {XYZ_NOTE} "
+                        "(default: the reader's)"),
             option("--seg-version", dest="seg_versions", nargs="+", metavar="V",
                    help="segmentation versions among 117 343 943 1300, or 'all' (default 1300)"),
         ),

@@ -8,11 +8,18 @@ dimension units). ``metadata.json`` records the reader, label rule, voxel sizes,
 dtypes, the volumes' roles and the splits they give at ``valid_fraction``, the source files
 and a fingerprint of them (paths, sizes, mtimes; a digest for in-memory arrays).
 
-Everything is written into a temporary directory next to ``output_dir`` and renamed into
-place at the end, so an interrupted run leaves nothing half-written. Running it again with
-the same sources returns at once; a different source needs ``overwrite=True``. Image values
-are checked to be finite while they are copied. For ``generic``, ``input`` is the image (any
-form ``generic`` accepts) and ``label=``, ``voxel_size=``, ``rule=`` are keyword arguments.
+Everything is written into a temporary directory next to ``output_dir`` (named after the
+process, so a later run removes what a killed one left) and renamed into place at the end, so
+an interrupted run leaves nothing half-written; the output is locked meanwhile (a second
+prepare into it is refused, naming the first). Running it again with the same sources returns
+at once; a different source needs ``overwrite=True``, which replaces only a prepared root
+holding nothing but what prepare wrote (never a folder with other files); the old root stays in
+place until the new one is complete (and is put back by the next run if this one is killed).
+Volumes are copied box by box, each box whole chunks of at most ``volumes.COPY_BYTES`` (64 MiB)
+bounded in z, y and x, so memory does not grow with the section size. A missing chunk of a
+store input is an error unless ``allow_missing=True`` (a sparse store). Image values are
+checked to be finite while they are copied. For ``generic``, ``input`` is the image (any form
+``generic`` accepts) and ``label=``, ``voxel_size=``, ``rule=`` are keyword arguments.
 
 Example:
     >>> import neurons_jax as nj
@@ -29,16 +36,22 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .. import safeio
 from ..rules import get_rule
-from ..volumes import ArraySource, Volume, replace_path, usual_mode, write_json, write_zarr3
+from ..volumes import (
+    ArraySource,
+    Volume,
+    missing_chunks_allowed,
+    replace_path,
+    write_json,
+    write_zarr3,
+)
 from ._common import FORMAT, METADATA, Entry, check_fraction, read_metadata, select
 from ._sources import CheckedSource
 from .registry import DatasetKind, get_kind, kind_names
@@ -58,9 +71,14 @@ def prepare(
     valid_fraction: float = 0.2,
     overwrite: bool = False,
     progress: bool = True,
+    allow_missing: bool | None = None,
     **reader_kwargs: Any,
 ) -> Path:
-    """Ingest dataset ``kind`` from ``input_dir`` into ``output_dir``; returns ``output_dir``."""
+    """Ingest dataset ``kind`` from ``input_dir`` into ``output_dir``; returns ``output_dir``.
+
+    ``allow_missing``: read missing chunks of store inputs as their fill value (sparse stores);
+    by default a missing chunk is an error naming the store and the chunk.
+    """
     spec = get_kind(kind, "prepare")
     vf = check_fraction(valid_fraction)
     opts = spec.record_options(**reader_kwargs)
@@ -69,46 +87,72 @@ def prepare(
     if input_dir is None and not spec.root_optional:
         raise ValueError(f"prepare {kind}: input_dir is required ({spec.root_help})")
     output = Path(output_dir).expanduser()
+    _check_loops(kind, input_dir, reader_kwargs)
+    if output.is_symlink():
+        raise FileExistsError(f"{output}: is a symlink{' loop' if safeio.symlink_loop(output) else ''}; "
+                              "prepare writes a real directory; give the real path")
 
-    entries = list(spec.native_entries(input_dir, roles=(spec.main_role,), **entry_kwargs))
-    if not entries:
-        raise ValueError(f"prepare {kind}: {input_dir} holds no {spec.main_role!r} volumes ({spec.root_help})")
-    notes = []
-    for role in spec.roles[1:]:
-        try:
-            entries += spec.native_entries(input_dir, roles=(role,), **entry_kwargs)
-        except (FileNotFoundError, KeyError, ValueError) as e:
-            notes.append(f"no {role} volumes: {str(e).splitlines()[0]}")
+    with missing_chunks_allowed(allow_missing):
+        entries = list(spec.native_entries(input_dir, roles=(spec.main_role,), **entry_kwargs))
+        if not entries:
+            raise ValueError(f"prepare {kind}: {input_dir} holds no {spec.main_role!r} volumes ({spec.root_help})")
+        notes = []
+        for role in spec.roles[1:]:
+            try:
+                entries += spec.native_entries(input_dir, roles=(role,), **entry_kwargs)
+            except (FileNotFoundError, KeyError, ValueError) as e:
+                notes.append(f"no {role} volumes: {str(e).splitlines()[0]}")
     fingerprint = _fingerprint(kind, opts, entries)
 
-    if output.exists():
-        state = _existing(output)
-        if state == "prepared":
-            meta = read_metadata(output)
-            if meta.get("fingerprint") == fingerprint:
-                return output
-            if not overwrite:
-                raise FileExistsError(
-                    f"{output}: holds a prepared root of other sources ({meta.get('reader')} from "
-                    f"{meta.get('input')}); pass overwrite=True (--overwrite) or another output directory"
-                )
-        elif state == "other":
-            raise FileExistsError(f"{output}: exists and is not a prepared root; refusing to overwrite it")
     output.parent.mkdir(parents=True, exist_ok=True)
+    with safeio.sigterm_as_interrupt(), safeio.OutputLock(output, f"prepare {kind}"):
+        for note in safeio.clean_stale(output):
+            print(f"prepare {kind}: note: {note}", file=sys.stderr)
+        if output.exists():
+            state = _existing(output)
+            if state == "prepared":
+                meta = read_metadata(output)
+                if meta.get("fingerprint") == fingerprint and meta.get(COMPLETE_KEY):
+                    return output
+                if meta.get("fingerprint") == fingerprint:  # ours, written before chunks were complete
+                    notes.append(f"{output} was prepared by an older version that did not store "
+                                 "empty chunks; writing it again")
+                elif not overwrite:
+                    raise FileExistsError(
+                        f"{output}: holds a prepared root of other sources ({meta.get('reader')} from "
+                        f"{meta.get('input')}); pass overwrite=True (--overwrite) or another output directory"
+                    )
+                safeio.check_replaceable(output, "prepared", "prepare")
+            elif state == "other":
+                raise FileExistsError(f"{output}: exists and is not a prepared root; refusing to overwrite it")
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
-    try:
-        usual_mode(tmp)
-        volumes = _write_volumes(tmp, entries, kind, progress)
-        meta = _metadata(spec, data_kind, input_dir, opts, vf, entries, volumes, fingerprint, notes)
-        write_json(tmp / METADATA, meta)
-        replace_path(tmp, output)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        tmp = safeio.make_temp_dir(output)
+        try:
+            volumes = _write_volumes(tmp, entries, kind, progress)
+            meta = _metadata(spec, data_kind, input_dir, opts, vf, entries, volumes, fingerprint, notes)
+            write_json(tmp / METADATA, meta)
+            replace_path(tmp, output)
+        except BaseException:
+            safeio.remove_tree(tmp)
+            raise
     for note in notes:
         print(f"prepare {kind}: note: {note}", file=sys.stderr)
     return output
+
+
+COMPLETE_KEY = "all_chunks_stored"  # metadata: every chunk is stored, so a missing one is an error
+
+
+def _check_loops(kind: str, input_dir: Any, reader_kwargs: dict) -> None:
+    """A path argument that is a symlink loop says so (readers would say "does not exist")."""
+    for name, value in (("input", input_dir), *reader_kwargs.items()):
+        if not isinstance(value, (str, os.PathLike)):
+            continue
+        text = os.fspath(value)
+        for cand in {text, text.rsplit(":", 1)[0]} if "://" not in text else ():
+            if cand and safeio.symlink_loop(cand):
+                raise FileNotFoundError(f"{cand}: symlink loop (a link that leads back to itself); "
+                                        f"prepare {kind} cannot read its {name}")
 
 
 def _existing(path: Path) -> str:
@@ -176,6 +220,7 @@ def _metadata(spec: DatasetKind, data_kind, input_dir, opts, vf, entries, volume
         "splits": splits,
         "source_files": sorted({s for e in entries for s in e.sources}),
         "fingerprint": fingerprint,
+        COMPLETE_KEY: True,
         "notes": notes,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }

@@ -22,11 +22,15 @@ from .sources import checksums_url, file_url, parse_checksums, source
 
 @dataclass(frozen=True)
 class Options:
-    """Network behaviour and source overrides shared by all datasets."""
+    """Network behaviour and source overrides shared by all datasets.
 
-    retries: int = 4
-    backoff: float = 1.0
-    timeout: float = 30.0
+    ``retries``/``backoff``/``timeout`` left None follow the network policy
+    (:func:`neurons_jax.net.policy`: ``NEURONS_JAX_NET_*``, else 2 retries, 1 s, 7 s).
+    """
+
+    retries: int | None = None
+    backoff: float | None = None
+    timeout: float | None = None
     progress: bool = True
     mirror: str | None = None
     checksums: str | None = None

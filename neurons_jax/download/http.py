@@ -7,6 +7,11 @@ failure, connection refused, TLS errors, disk full), checks the size and any pub
 checksum, and only then renames the file to its final name and records its sha256 in the
 directory's manifest. A file that is already complete is skipped.
 
+Time-out, retries and back-off default to the network policy (:mod:`neurons_jax.net`:
+``NEURONS_JAX_NET_TIMEOUT`` / ``_RETRIES`` / ``_BACKOFF``, 7 s, 2, 1 s): the time-out bounds the
+connection, each wait for data, and the host name lookup, so a URL that cannot be reached
+fails within ``Policy.worst_case()`` seconds with one line naming it and the cause.
+
 Example:
     >>> from neurons_jax.download.http import fetch
     >>> fetch("https://cremi.org/static/data/sample_A_20160501.hdf",
@@ -16,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import http.client
@@ -32,11 +38,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import net
 from .manifest import Manifest, hash_file
 
 USER_AGENT = "neurons-jax-download/0.1 (+python-urllib)"
 CHUNK = 1 << 20
-MAX_SLEEP = 60.0
 _TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504}
 
 
@@ -78,9 +84,9 @@ def fetch(
     dest: str | os.PathLike,
     *,
     expected: Expected | None = None,
-    retries: int = 4,
-    backoff: float = 1.0,
-    timeout: float = 30.0,
+    retries: int | None = None,
+    backoff: float | None = None,
+    timeout: float | None = None,
     progress: bool = True,
     verify_tls: bool = True,
 ) -> Path:
@@ -89,7 +95,9 @@ def fetch(
     Raises :class:`DownloadError` with a one-line reason when it cannot succeed; the final
     name only ever holds a complete, verified file. ``verify_tls=False`` skips certificate
     checks (for hosts with an expired certificate; sizes and checksums are still checked).
+    ``retries``/``backoff``/``timeout`` left None follow :func:`neurons_jax.net.policy`.
     """
+    policy = _policy(retries, backoff, timeout)
     expected = expected or Expected()
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -104,16 +112,16 @@ def fetch(
     try:
         while True:
             try:
-                _transfer(url, part, expected, state, timeout=timeout, progress=progress,
+                _transfer(url, part, expected, state, timeout=policy.timeout, progress=progress,
                           verify_tls=verify_tls)
                 break
             except _Transient as e:
-                if attempt >= retries:
+                if attempt >= policy.retries:
                     kept = f"; rerun to resume from {part.name}" if part.exists() else ""
                     raise DownloadError(
-                        f"{url}: {e} (gave up after {attempt + 1} attempt(s){kept})"
+                        f"{url}: {e} (gave up after {attempt + 1} attempt(s){kept}{_hint(e)})"
                     ) from None
-                delay = min(MAX_SLEEP, backoff * (2**attempt))
+                delay = policy.delay(attempt)
                 if progress:
                     msg = f"{dest.name}: {e}; retrying in {delay:.2f} s"
                     if state.bar is not None:
@@ -130,7 +138,8 @@ def fetch(
 
 
 def fetch_text(
-    url: str, *, retries: int = 4, backoff: float = 1.0, timeout: float = 30.0, verify_tls: bool = True
+    url: str, *, retries: int | None = None, backoff: float | None = None,
+    timeout: float | None = None, verify_tls: bool = True,
 ) -> str:
     """A small document (checksum list, record JSON) from ``url``, or a local file path."""
     if not re.match(r"^https?://", url):
@@ -138,27 +147,39 @@ def fetch_text(
         if not path.is_file():
             raise DownloadError(f"{path}: checksum document not found (expected a URL or a file)")
         return path.read_text()
+    policy = _policy(retries, backoff, timeout)
     headers = {"User-Agent": USER_AGENT, "Accept": "application/json, text/plain, */*"}
-    for attempt in range(retries + 1):
+    for attempt in range(policy.attempts):
         try:
             try:
                 req = urllib.request.Request(url, headers=headers)
-                with _open(req, timeout, verify_tls) as resp:
+                with _open(req, policy.timeout, verify_tls) as resp:
                     return resp.read().decode("utf-8")
             except urllib.error.HTTPError as e:
                 e.close()
                 raise _http_failure(url, e) from None
             except urllib.error.URLError as e:
-                raise _classify(url, e.reason) from None
+                raise _classify(url, e.reason, policy.timeout) from None
             except (OSError, http.client.HTTPException) as e:
                 if isinstance(e, DownloadError):
                     raise
-                raise _classify(url, e) from None
+                raise _classify(url, e, policy.timeout) from None
         except _Transient as e:
-            if attempt >= retries:
-                raise DownloadError(f"{url}: {e} (gave up after {attempt + 1} attempt(s))") from None
-            time.sleep(min(MAX_SLEEP, backoff * (2**attempt)))
+            if attempt >= policy.retries:
+                raise DownloadError(f"{url}: {e} (gave up after {attempt + 1} attempt(s){_hint(e)})") from None
+            time.sleep(policy.delay(attempt))
     raise AssertionError("unreachable")
+
+
+def _hint(e: Exception) -> str:
+    return f"; --timeout or {net.ENV_TIMEOUT} sets the limit" if str(e).startswith("timed out") else ""
+
+
+def _policy(retries: int | None, backoff: float | None, timeout: float | None) -> net.Policy:
+    """The process's network policy with the values given here in place of its own."""
+    given = {k: v for k, v in (("retries", retries), ("backoff", backoff), ("timeout", timeout))
+             if v is not None}
+    return dataclasses.replace(net.policy(), **given)
 
 
 def _http_failure(url: str, e: urllib.error.HTTPError) -> Exception:
@@ -195,9 +216,9 @@ def _transfer(
             raise _Transient("server refused to resume the partial file; starting over") from None
         raise _http_failure(url, e) from None
     except urllib.error.URLError as e:
-        raise _classify(url, e.reason) from None
+        raise _classify(url, e.reason, timeout) from None
     except (OSError, http.client.HTTPException) as e:
-        raise _classify(url, e) from None
+        raise _classify(url, e, timeout) from None
 
     with resp:
         if resp.status == 206:
@@ -228,7 +249,7 @@ def _transfer(
                     try:
                         block = resp.read(CHUNK)
                     except (OSError, http.client.HTTPException) as e:
-                        raise _classify(url, e) from None
+                        raise _classify(url, e, timeout) from None
                     if not block:
                         break
                     try:
@@ -304,6 +325,8 @@ def _record(manifest: Manifest, name: str, url: str, expected: Expected, digests
 
 # ----------------------------------------------------------------------------- helpers
 def _open(req: urllib.request.Request, timeout: float, verify_tls: bool):
+    """``urlopen`` whose host name lookup, connection and reads each take at most ``timeout``."""
+    net.resolve(req.full_url, timeout)  # socket.gaierror: classified as a DNS failure
     if verify_tls or req.type != "https":
         return urllib.request.urlopen(req, timeout=timeout)
     ctx = ssl.create_default_context()
@@ -321,18 +344,20 @@ def _published(expected: Expected) -> str | None:
     return None
 
 
-def _classify(url: str, reason: object) -> Exception:
+def _classify(url: str, reason: object, timeout: float | None = None) -> Exception:
     """Turn a network error into a retryable ``_Transient`` or a final ``DownloadError``."""
     host = urllib.parse.urlsplit(url).netloc or url
     if isinstance(reason, socket.gaierror):
-        return DownloadError(f"{url}: cannot resolve host {host.rsplit(':', 1)[0]!r} (DNS failure)")
+        why = f": {reason.strerror}" if reason.strerror else ""
+        return DownloadError(f"{url}: cannot resolve host {host.rsplit(':', 1)[0]!r} (DNS failure{why})")
     if isinstance(reason, ConnectionRefusedError):
         return DownloadError(f"{url}: connection refused by {host} (nothing listening, or a firewall)")
     if isinstance(reason, ssl.SSLError):
         why = getattr(reason, "reason", None) or reason
         return DownloadError(f"{url}: TLS error: {why} (--insecure skips certificate checks)")
     if isinstance(reason, (TimeoutError, socket.timeout)):
-        return _Transient(f"timed out talking to {host}")
+        limit = f" within {timeout:g} s" if timeout is not None else ""
+        return _Transient(f"timed out: no answer from {host}{limit}")
     if isinstance(reason, (ConnectionError, http.client.HTTPException)):
         return _Transient(f"connection to {host} lost ({type(reason).__name__})")
     if isinstance(reason, OSError) and reason.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):

@@ -2,18 +2,22 @@
 
 The reader (``nj.datasets.microns``) streams the public precomputed layers, whose addresses
 live in its table ``neurons_jax.datasets.microns.PUBLIC``. To train without the network,
-``--cache`` ingests the crop (``origin``/``size`` in x, y, z segmentation voxels; the reader's
-defaults otherwise) for each segmentation version into a *prepared root* per version,
+``--cache`` ingests the crop (``--origin X Y Z`` / ``--size X Y Z`` in segmentation voxels:
+neuroglancer's order and coordinates, unlike the Z Y X of ``--patch``/``--voxel-size``; the
+reader's defaults otherwise) for each segmentation version into a *prepared root* per version,
 ``DIR/v<version>/`` (zarr3 image + label and ``metadata.json``, through
 ``nj.datasets.prepare``, which also keeps the adjacent +x test crop when it lies inside the
 data). ``nj.datasets.microns("DIR/v1300", split=...)`` then reads it offline. A mirror
 (``--mirror`` / ``NEURONS_JAX_MIRROR_MICRONS``) is a base URL holding the same layer names as
 the public buckets (``em/``, ``seg/``, ``seg_m343/``, ``seg_m943/``, ``seg_m1300/``).
+TensorStore does the transfers, within the network policy of :mod:`neurons_jax.net`.
 
 Example:
     >>> from neurons_jax.download import microns
     >>> microns.resolve_versions(["all"])
     (117, 343, 943, 1300)
+    >>> microns.check_xyz("--size", ["256", "256", "64"], minimum=1)
+    (256, 256, 64)
     >>> microns.download("data/microns", cache=True, size=(256, 256, 64))   # doctest: +SKIP
     [PosixPath('data/microns/v1300')]
 """
@@ -50,6 +54,27 @@ def resolve_versions(values: Sequence[str | int]) -> tuple[int, ...]:
     return tuple(dict.fromkeys(out))
 
 
+def check_xyz(flag: str, values: Sequence[str | int] | None, minimum: int) -> tuple[int, int, int] | None:
+    """Three integers X Y Z, each at least ``minimum``, or a ValueError naming ``flag``."""
+    if values is None:
+        return None
+    values = list(values)
+    want = "positive integers" if minimum == 1 else f"integers >= {minimum}"
+    out = []
+    for v in values:
+        try:
+            out.append(int(str(v).strip()))
+        except ValueError:
+            out = []
+            break
+    if len(values) != 3 or len(out) != 3 or any(v < minimum for v in out):
+        got = " ".join(str(v) for v in values) or "nothing"
+        raise ValueError(
+            f"{flag}: expected 3 {want} X Y Z (segmentation voxels, neuroglancer's order); got {got}"
+        )
+    return out[0], out[1], out[2]
+
+
 def cache_dir(output: str | os.PathLike, version: int) -> Path:
     return Path(output) / f"v{version}"
 
@@ -59,17 +84,18 @@ def download(
     size: Sequence[int] | None = None, seg_versions: Sequence[str | int] = ("1300",),
     options: Options | None = None,
 ) -> list[Path]:
-    """With ``cache``, ingest the crop of each version into ``output/v<version>``; else explain."""
+    """With ``cache``, ingest the crop of each version into ``output/v<version>``; else explain.
+
+    ``origin`` and ``size`` are X Y Z in segmentation voxels (neuroglancer's order).
+    """
     from ..datasets.microns import PUBLIC
     from ..datasets.microns import VERSIONS as LAYERS
 
     options = options or Options()
     versions = resolve_versions(seg_versions)
     root = mirror_url("microns", options.mirror)
-    if size is not None and len(size) not in (1, 3):
-        raise ValueError(f"--size: expected 1 or 3 values (x y z); got {len(size)}")
-    if size is not None and len(size) == 1:
-        size = (int(size[0]),) * 3
+    origin = check_xyz("--origin", origin, minimum=0)
+    size = check_xyz("--size", size, minimum=1)
     if not cache:
         for v in versions:
             where = f"{root.rstrip('/')}/{LAYERS[v]}/" if root else PUBLIC[v]

@@ -1,11 +1,12 @@
-"""A loopback HTTP file server for testing downloads: Range requests, dropped connections, errors.
+"""Loopback servers for testing network reads: Range requests, dropped connections, errors, stalls.
 
-Serves a directory on ``127.0.0.1`` (port chosen by the OS) from a background thread. Switches
-make it misbehave on purpose: ``drop_at[path]`` lists byte offsets at which the next responses
-for ``path`` are cut (the connection closes mid-body), ``fail[path]`` lists HTTP statuses to
-answer before serving, ``range_support=False`` ignores ``Range`` headers, ``content[path]``
-serves bytes from memory, ``tls=(cert, key)`` serves https. ``requests`` logs (method, path,
-Range header).
+``LoopbackServer`` serves a directory on ``127.0.0.1`` (port chosen by the OS) from a background
+thread. Switches make it misbehave on purpose: ``drop_at[path]`` lists byte offsets at which the
+next responses for ``path`` are cut (the connection closes mid-body), ``fail[path]`` lists HTTP
+statuses to answer before serving, ``stall`` lists glob patterns of paths it reads the request
+of and never answers (until it is closed), ``range_support=False`` ignores ``Range`` headers,
+``content[path]`` serves bytes from memory, ``tls=(cert, key)`` serves https. ``requests`` logs
+(method, path, Range header). ``SilentServer`` accepts TCP connections and never sends a byte.
 
 Example:
     >>> import pathlib, tempfile, urllib.request
@@ -18,8 +19,10 @@ Example:
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
+import socket
 import ssl
 import sys
 import threading
@@ -37,9 +40,11 @@ class LoopbackServer:
         self.drop_at: dict[str, list[int]] = {}
         self.fail: dict[str, list[int]] = {}
         self.content: dict[str, bytes] = {}
+        self.stall: list[str] = []
         self.range_support = True
         self.requests: list[tuple[str, str, str | None]] = []
         self._lock = threading.Lock()
+        self._released = threading.Event()  # set on close: stalled requests end
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -64,6 +69,7 @@ class LoopbackServer:
         return self
 
     def close(self) -> None:
+        self._released.set()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -113,6 +119,10 @@ class _Handler(BaseHTTPRequestHandler):
         rng = self.headers.get("Range")
         with st._lock:
             st.requests.append((self.command, path, rng))
+        if any(fnmatch.fnmatchcase(path, pattern) for pattern in st.stall):
+            st._released.wait()  # never answer while the server runs
+            self.close_connection = True
+            return
         status = st._pop(st.fail, path)
         if status is not None:
             return self._empty(status)
@@ -158,3 +168,64 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+
+class SilentServer:
+    """``with SilentServer() as srv: srv.url``: accepts connections on 127.0.0.1, never answers.
+
+    What a host whose service hangs looks like: the connection succeeds, no byte ever comes.
+    ``connections`` counts the accepted connections (one per attempt of a client).
+    """
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self._held: list[socket.socket] = []
+        self._sock: socket.socket | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._sock is not None, "server not started"
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}/"
+
+    def start(self) -> SilentServer:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(128)
+        self._sock.settimeout(0.05)
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+        return self
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            self._held.append(conn)
+            self.connections += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        for conn in self._held:
+            conn.close()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __enter__(self) -> SilentServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def refused_url() -> str:
+    """``http://127.0.0.1:PORT/`` with nothing listening (a port bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/"

@@ -9,7 +9,9 @@ A NumPy array runs on the CPU (cc3d), a CuPy array on its GPU (union-find kernel
 Layouts: ``(Y, X)`` with connectivity 4 or 8 (6 means 4, 18 and 26 mean 8, as in cc3d);
 ``(Z, Y, X)`` with 6, 18 or 26; ``(B, Z, Y, X)`` is a batch of B volumes, each labelled on its
 own and numbered from 1, and n is then a NumPy int64 array of the B counts. A batch of 2D
-images is ``(B, 1, Y, X)`` with connectivity 6 (4 in the plane) or 26 (8 in the plane). bool
+images is ``(B, 1, Y, X)`` with connectivity 6 (4 in the plane) or 26 (8 in the plane). A 4D
+array that is a volume with a trailing channel axis, ``(Z, Y, X, C)`` with C of 1 to 4, is
+refused with an error naming its shape (``ops._checks.check_batch_shape``). bool
 masks are labelled as uint8; uint64 ids above 2**63 are exact. A Fortran-ordered array is
 labelled where it lies (no transposing copy) and renumbered to C-raster order in place.
 

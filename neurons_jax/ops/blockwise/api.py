@@ -4,7 +4,9 @@ Each reads its input block by block through TensorStore (a path, URL, spec or Vo
 opened for writing) and writes a zarr3 output with the input's voxel size (``voxel_size=``
 replaces it; a source without one gives an output without one: label ops need none), equal to
 what the in-memory op gives on the whole volume. Records in ``DEST.blockwise/`` make reruns
-resume.
+resume. Inputs are checked as ``neurons-relabel`` checks them in memory (integer or bool ids,
+no negative ids); a missing chunk of the source is an error naming the store, the chunk and the
+block unless ``allow_missing=True`` (a sparse store, whose missing chunks read as 0).
 
 Example:
     >>> import numpy as np, neurons_jax as nj
@@ -47,6 +49,7 @@ def blockwise_connected_components(
     progress: bool = True,
     chunks: Sequence[int] | None = None,
     voxel_size: Sequence[float] | None = None,
+    allow_missing: bool | None = None,
 ) -> tuple[Volume, int]:
     """Multilabel connected components of a volume of any size -> (uint32 output Volume, n).
 
@@ -62,6 +65,7 @@ def blockwise_connected_components(
         "connected_components", source_spec, dest_spec, block_shape, np.uint32, _components,
         extra={"connectivity": connectivity}, options={"device": device}, client=client,
         n_workers=n_workers, progress=progress, chunks=chunks, voxel_size=voxel_size,
+        allow_missing=allow_missing,
     )  # fmt: skip
     return vol, int(summary["n"])
 
@@ -108,6 +112,7 @@ def blockwise_union_semantic(
     progress: bool = True,
     chunks: Sequence[int] | None = None,
     voxel_size: Sequence[float] | None = None,
+    allow_missing: bool | None = None,
 ) -> Volume:
     """``nj.ops.union_semantic`` applied block by block -> uint8 union-class Volume."""
     from ...rules import get_rule
@@ -122,6 +127,7 @@ def blockwise_union_semantic(
     vol, _ = run_job(
         "union_semantic", source_spec, dest_spec, block_shape, np.uint8, phases, extra=extra,
         client=client, n_workers=n_workers, progress=progress, chunks=chunks, voxel_size=voxel_size,
+        allow_missing=allow_missing,
     )  # fmt: skip
     return vol
 
@@ -137,6 +143,7 @@ def blockwise_renumber(
     progress: bool = True,
     chunks: Sequence[int] | None = None,
     voxel_size: Sequence[float] | None = None,
+    allow_missing: bool | None = None,
 ) -> tuple[Volume, np.ndarray]:
     """Compact uint32 ids 1..n in C-raster order of each id's first voxel (as
     ``fastremap.renumber`` numbers C-ordered input) -> (Volume, old_ids) with
@@ -144,7 +151,7 @@ def blockwise_renumber(
     vol, _ = run_job(
         "renumber", source_spec, dest_spec, block_shape, np.uint32, _renumber,
         extra={"preserve_zero": bool(preserve_zero)}, client=client, n_workers=n_workers,
-        progress=progress, chunks=chunks, voxel_size=voxel_size,
+        progress=progress, chunks=chunks, voxel_size=voxel_size, allow_missing=allow_missing,
     )  # fmt: skip
     from .state import resolve_target
 

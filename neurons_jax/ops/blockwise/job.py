@@ -8,6 +8,12 @@ one), runs the
 operation's phases through a ``Runner``, then declares the output complete and moves it into
 place. Each phase is a function ``phases(runner, job) -> dict`` (the job's summary).
 
+Inputs get the checks of ``neurons-relabel`` in memory (``ops._checks``): integer or bool dtype
+when the job starts, no negative ids in each block read (``Job.read_block``, whose errors name
+the block), and a missing chunk is an error unless ``allow_missing=True`` (a sparse store). A
+local output is locked while the job runs (``safeio.OutputLock``): a second job writing it is
+refused, naming the first.
+
 Example:
     >>> import numpy as np, neurons_jax as nj
     >>> from neurons_jax.ops.blockwise.job import Job, run_job
@@ -25,16 +31,20 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorstore as ts
 
-from ...volumes import Volume, shared_context, zarr3_spec
+from ... import safeio
+from ...volumes import Volume, box_text, shared_context, wait, zarr3_spec
+from .._checks import check_label_dtype, check_label_values
 from .plan import BlockGrid
 from .runner import Runner
 from .state import State, Target, resolve_target
@@ -53,6 +63,16 @@ class Job:
     output: dict[str, Any]
     options: dict[str, Any] = field(default_factory=dict)
 
+    def read_block(self, bid: int) -> np.ndarray:
+        """The input of block ``bid``; errors name the block, negative ids are refused."""
+        box = self.grid.box(bid)
+        try:
+            block = self.source.read(box)
+        except Exception as e:  # noqa: BLE001 - re-raised as its own type, the block named
+            raise in_block(e, bid, self.grid.n_blocks) from None
+        check_label_values(block, f"{self.source.name}: block {bid} ({box_text(box)})")
+        return block
+
     def write_block(self, bid: int, data: np.ndarray) -> None:
         """Write one block of the output (each block covers whole chunks: no write races)."""
         key = (os.getpid(), repr(self.output))
@@ -60,15 +80,28 @@ class Job:
         if store is None:
             store = ts.open(self.output, open=True, write=True, context=shared_context()).result()
             _STORES[key] = store
-        store[self.grid.box(bid)].write(np.ascontiguousarray(data)).result()
+        wait(store[self.grid.box(bid)].write(np.ascontiguousarray(data)))
 
 
-def open_source(source: Any, voxel_size: Sequence[float] | None = None) -> Volume:
+def in_block(e: BaseException, bid: int, n_blocks: int) -> BaseException:
+    """``e`` again (same type where it can be rebuilt from a message) naming block ``bid``."""
+    msg = f"{e} (block {bid} of {n_blocks})"
+    try:
+        out = type(e)(msg)
+    except Exception:  # noqa: BLE001 - a type that takes other arguments
+        out = RuntimeError(f"{type(e).__name__}: {msg}")
+    return out
+
+
+def open_source(
+    source: Any, voxel_size: Sequence[float] | None = None, allow_missing: bool | None = None
+) -> Volume:
     """A Volume from a Volume, a path, a URL or a TensorStore spec (opened for reading only);
-    ``voxel_size`` replaces the one it records (label ops need none: it may stay None)."""
+    ``voxel_size`` replaces the one it records (label ops need none: it may stay None).
+    ``allow_missing`` applies to what is opened here (a Volume keeps its own policy)."""
     if isinstance(source, Volume):
         return source if voxel_size is None else source.with_voxel_size(voxel_size)
-    return Volume.open(source, voxel_size=voxel_size)
+    return Volume.open(source, voxel_size=voxel_size, allow_missing=allow_missing)
 
 
 def _plan(op: str, src: Volume, grid: BlockGrid, chunks, out_dtype, extra: dict) -> dict:
@@ -101,24 +134,33 @@ def run_job(
     progress: bool = True,
     chunks: Sequence[int] | None = None,
     voxel_size: Sequence[float] | None = None,
+    allow_missing: bool | None = None,
 ) -> tuple[Volume, dict]:
     """Run (or resume, or just return) the blockwise job ``op``; -> (output Volume, summary).
 
     ``extra`` joins the plan (a rerun must match it); ``options`` reach the tasks only.
+    ``allow_missing``: read missing chunks of the source as its fill value (a sparse store).
     """
-    src = open_source(source, voxel_size)
+    src = open_source(source, voxel_size, allow_missing)
     if src.ndim != 3:
         raise ValueError(f"{src.name}: blockwise ops need a 3D (Z, Y, X) volume; found shape {src.shape}")
-    if src.dtype.kind not in "uib":
-        raise TypeError(
-            f"{src.name}: expected integer or bool labels (uint8...uint64, int8...int64, bool); "
-            f"found dtype {src.dtype}"
-        )
+    check_label_dtype(src.dtype, src.name)
     grid = BlockGrid(src.shape, block_shape)
     chunks = grid.check_chunks(chunks) if chunks is not None else grid.chunks(CHUNK_TARGET)
     target = resolve_target(dest)
     plan = _plan(op, src, grid, chunks, out_dtype, extra or {})
+    lock: Any = contextlib.nullcontext()
+    if target.local_path is not None:
+        lock = safeio.OutputLock(target.local_path, f"blockwise {op}")
+    with lock:
+        if target.local_path is not None:
+            safeio.clean_stale(target.local_path, (Path(target.state.spec["path"].rstrip("/")),))
+        return _run_locked(op, src, grid, chunks, target, plan, out_dtype, phases, extra, options,
+                           client, n_workers, progress)
 
+
+def _run_locked(op, src, grid, chunks, target, plan, out_dtype, phases, extra, options, client,
+                n_workers, progress) -> tuple[Volume, dict]:
     done = target.state.get_json("complete.json")
     if done is not None and target.state.get_json("plan.json") == _plain(plan):
         return _finish(target), done
@@ -133,8 +175,9 @@ def run_job(
 
     spec = zarr3_spec("/unused", out_dtype, src.shape, src.voxel_size, chunks)
     spec["kvstore"] = target.output_kvstore
-    ts.open(spec, create=True, open=True, context=shared_context()).result()
-    open_spec = {"driver": "zarr3", "kvstore": target.output_kvstore}
+    wait(ts.open(spec, create=True, open=True, context=shared_context()))
+    # blocks of zeros are stored too: a missing chunk of the output always means lost data
+    open_spec = {"driver": "zarr3", "kvstore": target.output_kvstore, "store_data_equal_to_fill_value": True}
     job = Job(src, grid, target.state, open_spec, {**(extra or {}), **(options or {})})
     with Runner(client, n_workers=n_workers, progress=progress) as runner:
         t0 = time.perf_counter()

@@ -65,7 +65,7 @@ def label_block(job: Job, bid: int) -> np.ndarray:
     if done is not None:
         return done["keys"]
     grid = job.grid
-    block = job.source.read(grid.box(bid))
+    block = job.read_block(bid)
     ids, n = label_array(block, job.options["connectivity"], job.options.get("device", "auto"))
     first = first_voxels(ids, n)
     keys = global_index(first, ids.shape, grid.origin(bid), grid.shape)

@@ -43,7 +43,7 @@ def unique_block(job: Job, bid: int) -> tuple[np.ndarray, np.ndarray]:
     done = job.state.get_arrays(f"unique/{bid}.npz")
     if done is not None:
         return done["values"], done["keys"]
-    block = job.source.read(job.grid.box(bid))
+    block = job.read_block(bid)
     values, keys = block_uniques(block, job.grid.origin(bid), job.grid.shape)
     job.state.put_arrays(f"unique/{bid}.npz", values=values, keys=keys)
     return values, keys

@@ -5,7 +5,8 @@ processes (one thread each) for the job and closes it afterwards; a scheduler ad
 (``"tcp://host:8786"``) or a ``distributed.Client`` runs them on an existing cluster; the string
 ``"synchronous"`` runs them one after the other in this process (debugging, tests). Dask is
 imported only when a cluster is used. When a task fails, the phase's remaining tasks are
-cancelled and the error is raised; what finished stays recorded, so a rerun resumes.
+cancelled and the task's own exception is raised (its type and message, as the worker raised
+it: never Dask's ``FutureCancelledError``); what finished stays recorded, so a rerun resumes.
 
 Example:
     >>> from neurons_jax.ops.blockwise.runner import Runner
@@ -24,6 +25,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tqdm.auto import tqdm
+
+from ... import safeio
 
 SYNCHRONOUS = ("synchronous", "sync")
 SCATTER_BYTES = 1 << 20
@@ -88,6 +91,7 @@ class Runner:
                 for a in args:
                     out.append(fn(*a))
                     bar.update()
+                    safeio.pause_point(f"task-{desc}")
                 return out
             return self._map_dask(desc, fn, args, bar)
         finally:
@@ -117,11 +121,16 @@ class Runner:
         try:
             for fut in as_completed(futures):
                 if fut.status == "error":
-                    self.client.cancel(futures)
-                    fut.result()  # raises the task's error
+                    # the worker's exception, before cancelling: a cancelled future would only
+                    # say FutureCancelledError
+                    exc, tb = fut.exception(), fut.traceback()
+                    self.client.cancel([f for f in futures if f is not fut])
+                    exc.add_note(f"in Dask task {fut.key} ({desc})")
+                    raise exc.with_traceback(tb)
                 out[index[fut.key]] = fut.result()
                 fut.release()
                 bar.update()
+                safeio.pause_point(f"task-{desc}")
         except BaseException:
             self.client.cancel(futures)
             raise

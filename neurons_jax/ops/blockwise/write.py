@@ -33,7 +33,7 @@ def write_components(job: Job, bid: int, table: np.ndarray) -> None:
     """Relabel block ``bid`` and write ``table[local ids]`` (``table[0] == 0``)."""
     if job.state.has(f"write/{bid}"):
         return
-    block = job.source.read(job.grid.box(bid))
+    block = job.read_block(bid)
     ids, n = label_array(block, job.options["connectivity"], job.options.get("device", "auto"))
     if n != len(table) - 1:
         raise RuntimeError(
@@ -50,7 +50,7 @@ def write_union(job: Job, bid: int) -> None:
         return
     from neurons_jax.ops import union_semantic
 
-    block = job.source.read(job.grid.box(bid))
+    block = job.read_block(bid)
     out = union_semantic(block, job.options["kind"], ignore_classes=tuple(job.options["ignore_classes"]))
     job.write_block(bid, np.asarray(out, np.uint8))
     job.state.put(f"write/{bid}", b"")
@@ -60,7 +60,7 @@ def write_renumbered(job: Job, bid: int, uniques: np.ndarray, table: np.ndarray)
     """Write block ``bid`` with each value ``uniques[i]`` (sorted) replaced by ``table[i]``."""
     if job.state.has(f"write/{bid}"):
         return
-    block = job.source.read(job.grid.box(bid))
+    block = job.read_block(bid)
     pos = np.searchsorted(uniques, block)
     job.write_block(bid, apply_table(pos, table))
     job.state.put(f"write/{bid}", b"")
