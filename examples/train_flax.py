@@ -6,7 +6,14 @@ continues with exactly the batches an uninterrupted run would have seen.
 
     python examples/train_flax.py --smoke                       # seconds, on the sample data
     python examples/train_flax.py --steps 200 --ckpt-dir ckpt   # then: ... --resume
-    neurons-jax train --dataset snemi3d=prepared/snemi3d:1 --dataset mitoem2=prepared/mitoem2:2
+    neurons-jax train --dataset snemi3d=demo_out/prepared/snemi3d:1 --dataset mitoem2=demo_out/prepared/mitoem2:2
+
+Without ``--dataset`` it trains on the sample workspace, written and prepared once into a cache
+(``$NEURONS_JAX_CACHE_DIR``, else ``$XDG_CACHE_HOME/neurons_jax``, else ``~/.cache/neurons_jax``;
+``--workspace DIR`` puts it elsewhere) and reused by later runs. ``--smoke`` shrinks what is
+not given explicitly (``--smoke --steps 20`` runs 20 steps). With ``--workers N`` the batches
+are made in spawned processes, which re-import the main script: keep the ``if __name__ ==
+"__main__":`` guard at the bottom of a script like this one.
 """
 
 from __future__ import annotations
@@ -14,7 +21,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import tempfile
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -42,12 +50,19 @@ class TrainConfig:
     features: tuple[int, ...] = (8, 16)
     seed: int = 0
     augment: bool = True
+    pad: bool = False
+    """allow patches (plus the augmentation margin) larger than a volume; the padding is masked out"""
     worker_count: int = 0
     ckpt_dir: str | None = None
     ckpt_every: int = 0
     resume: bool = False
     log_every: int = 10
     workspace: str | None = None
+    """where the sample workspace goes when ``datasets`` is empty (default: the cache)"""
+
+
+SMOKE = {"steps": 3, "patch_shape": (4, 32, 32), "batch_size": 2, "features": (4, 8), "log_every": 1}
+"""What ``--smoke`` sets, unless ``--steps``, ``--patch`` or ``--batch-size`` is given."""
 
 
 # ----------------------------------------------------------------------------- model
@@ -93,14 +108,37 @@ def make_loader(cfg: TrainConfig, mesh=None) -> nj.pipeline.Loader:
     return nj.pipeline.Loader(
         sources, cfg.patch_shape, cfg.batch_size, seed=cfg.seed, mesh=mesh,
         augment=nj.augment.AugmentConfig() if cfg.augment else None, worker_count=cfg.worker_count,
+        pad=cfg.pad,
     )
 
 
+def cache_dir() -> Path:
+    """Where the sample workspace is cached: ``$NEURONS_JAX_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/neurons_jax``, else ``~/.cache/neurons_jax``."""
+    if os.environ.get("NEURONS_JAX_CACHE_DIR"):
+        return Path(os.environ["NEURONS_JAX_CACHE_DIR"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "neurons_jax"
+
+
 def sample_datasets(cfg: TrainConfig) -> dict[str, tuple[str, str, float]]:
-    """The four sample datasets, written and prepared under ``cfg.workspace`` (or a temp dir)."""
-    root = Path(cfg.workspace or tempfile.mkdtemp(prefix="neurons_jax_ws_"))
-    native = nj.sample.write_workspace(root / "native", seed=cfg.seed)
-    return {k: (k, str(nj.datasets.prepare(k, native[k], root / "prepared" / k)), 1.0) for k in native}
+    """The sample datasets, written and prepared once under ``cfg.workspace`` (default: the
+    cache, one workspace per seed) and reused by later runs."""
+    root = Path(cfg.workspace or cache_dir() / f"sample_workspace_seed{cfg.seed}").expanduser().resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:  # two first runs at once: one writes, the other waits
+        try:
+            import fcntl
+
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except ImportError:  # no flock (Windows): runs should not start side by side
+            pass
+        fresh = not (root / "prepared").is_dir()
+        native = nj.sample.write_workspace(root / "native", seed=cfg.seed)
+        specs = {k: (k, str(nj.datasets.prepare(k, native[k], root / "prepared" / k, progress=False)), 1.0)
+                 for k in native}
+    print(f"sample data: {root} ({'written' if fresh else 'reused'}; native files in native/, "
+          "prepared zarr3 in prepared/)", file=sys.stderr)
+    return specs
 
 
 # ----------------------------------------------------------------------------- step
@@ -158,6 +196,13 @@ def replicate(model, optimizer, mesh) -> None:
 
 def train(cfg: TrainConfig) -> dict:
     loader = make_loader(cfg)
+    try:  # the loader's workers stop even when a step fails
+        return _train(cfg, loader)
+    finally:
+        loader.close()
+
+
+def _train(cfg: TrainConfig, loader: nj.pipeline.Loader) -> dict:
     model = UNet3D(cfg.features, rngs=nnx.Rngs(cfg.seed))
     optimizer = nnx.Optimizer(model, optax.adamw(cfg.learning_rate), wrt=nnx.Param)
     replicate(model, optimizer, loader.mesh)
@@ -171,6 +216,9 @@ def train(cfg: TrainConfig) -> dict:
         t1 = time.perf_counter()
         loss = float(train_step(model, optimizer, batch))
         t2 = time.perf_counter()
+        if not np.isfinite(loss):  # the images are checked for NaN/inf as they are read: this diverged
+            raise FloatingPointError(f"step {step}: the loss is {loss} (the batch's images are finite; "
+                                     f"lower the learning rate, --lr {cfg.learning_rate:g})")
         losses.append(loss)
         waits.append(t1 - t0)
         steps_s.append(t2 - t_prev)
@@ -192,7 +240,6 @@ def train(cfg: TrainConfig) -> dict:
         "datasets": loader.names, "weights": loader.weights,
         "params": jax.tree.map(np.asarray, nnx.state(model, nnx.Param)),
     }
-    loader.close()
     return result
 
 
@@ -204,10 +251,17 @@ def parse_args(argv=None) -> TrainConfig:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", action="append", default=[], metavar="KIND=ROOT[:WEIGHT]",
-                   help="a dataset to mix (repeatable); default: the sample workspace")
-    p.add_argument("--steps", type=int, default=TrainConfig.steps)
-    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    p.add_argument("--patch", type=int, nargs=3, default=TrainConfig.patch_shape, metavar=("Z", "Y", "X"))
+                   help=f"a dataset to mix (repeatable; KIND one of {', '.join(nj.datasets.kind_names())}); "
+                        "default: the sample workspace (cached)")
+    p.add_argument("--steps", type=int, default=None, help=f"training steps (default {TrainConfig.steps}, "
+                   f"--smoke {SMOKE['steps']})")
+    p.add_argument("--batch-size", type=int, default=None, help=f"global batch size (default "
+                   f"{TrainConfig.batch_size}, --smoke {SMOKE['batch_size']})")
+    p.add_argument("--patch", type=int, nargs=3, default=None, metavar=("Z", "Y", "X"),
+                   help=f"patch shape (default {' '.join(map(str, TrainConfig.patch_shape))}, "
+                        f"--smoke {' '.join(map(str, SMOKE['patch_shape']))})")
+    p.add_argument("--pad", action="store_true",
+                   help="allow patches larger than a volume (the padding is masked out)")
     p.add_argument("--lr", type=float, default=TrainConfig.learning_rate)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0)
@@ -215,18 +269,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt-dir")
     p.add_argument("--ckpt-every", type=int, default=0)
     p.add_argument("--resume", action="store_true")
-    p.add_argument("--workspace", help="where the sample workspace goes when no --dataset is given")
-    p.add_argument("--smoke", action="store_true", help="a few tiny steps (seconds)")
+    p.add_argument("--workspace", help="where the sample workspace goes when no --dataset is given "
+                   "(default: the cache, $NEURONS_JAX_CACHE_DIR or ~/.cache/neurons_jax)")
+    p.add_argument("--smoke", action="store_true",
+                   help="a few tiny steps (seconds); --steps, --patch, --batch-size given explicitly still apply")
 
 
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of parsed arguments; ``--smoke`` fills in only what was not given."""
     datasets = nj.datasets.specs_by_name(a.dataset)
-    cfg = TrainConfig(datasets=datasets, steps=a.steps, batch_size=a.batch_size, patch_shape=tuple(a.patch),
-                      learning_rate=a.lr, seed=a.seed, worker_count=a.workers, augment=not a.no_augment,
-                      ckpt_dir=a.ckpt_dir, ckpt_every=a.ckpt_every, resume=a.resume, workspace=a.workspace)
-    if a.smoke:
-        cfg = dataclasses.replace(cfg, steps=3, patch_shape=(4, 32, 32), batch_size=2, features=(4, 8), log_every=1)
-    return cfg
+    base = {**dataclasses.asdict(TrainConfig()), **(SMOKE if getattr(a, "smoke", False) else {})}
+    given = {"steps": a.steps, "batch_size": a.batch_size,
+             "patch_shape": None if a.patch is None else tuple(a.patch)}
+    sizes = {k: base[k] if v is None else v for k, v in given.items()}
+    return TrainConfig(datasets=datasets, **sizes, learning_rate=a.lr, seed=a.seed, worker_count=a.workers,
+                       augment=not a.no_augment, pad=getattr(a, "pad", False), ckpt_dir=a.ckpt_dir,
+                       ckpt_every=a.ckpt_every, resume=a.resume, workspace=a.workspace,
+                       features=tuple(base["features"]), log_every=base["log_every"])
 
 
 def main(argv=None) -> int:

@@ -58,7 +58,8 @@ def _run(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (CommandError, FileNotFoundError, FileExistsError, KeyError, ValueError, TypeError, OSError) as e:
+    except (CommandError, FileNotFoundError, FileExistsError, KeyError, ValueError, TypeError, OSError,
+            FloatingPointError) as e:
         text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
         msg = text.strip().splitlines()[0] if text.strip() else type(e).__name__
         prog = parser.prog if parser.prog.startswith("neurons-relabel") else f"neurons-jax {args._command}"

@@ -9,6 +9,13 @@ do not depend on ``worker_count``), ``mp_prefetch`` workers, then the device sta
 (``neurons_jax.stage.finish``: CuPy on a GPU, NumPy on the CPU) and
 ``jax.make_array_from_process_local_data`` into arrays sharded on the mesh's ``data`` axis.
 
+With ``worker_count > 0`` the workers are *spawned* processes that re-import the main script,
+so a script must build and iterate the Loader under ``if __name__ == "__main__":``; a Loader
+with workers started from the unguarded top level of the main script raises a RuntimeError
+naming the line, before any process starts. Batches come out of
+Grain's shared memory as ordinary arrays; ``close()`` (or ``with Loader(...)``, or interpreter
+exit for loaders left open) stops the workers and frees every shared-memory block.
+
 Example:
     >>> import neurons_jax as nj                                   # doctest: +SKIP
     >>> ws = nj.sample.write_workspace("/tmp/ws")                  # doctest: +SKIP
@@ -36,6 +43,7 @@ from .datasets.base import Dataset
 from .rules import UNION_CLASSES, get_rule
 from .sampling import PatchSource
 from .transforms import DrawParams, FinishOnHost, HostLabels, stack_batch
+from .workers import LIVE_LOADERS, flush_shared_memory_deletes, owned, refuse_spawned_import
 
 
 def checked_sources(sources: Mapping[str, tuple[Dataset, float]], split: str):
@@ -80,7 +88,7 @@ class Loader:
             JAX processes).
         seed: fixes patch positions and augmentation; the same seed gives the same batches.
         augment: an ``nj.augment.AugmentConfig`` (default config when omitted), or None.
-        ignore_classes: union class names turned into background.
+        ignore_classes: union class names turned into background (one name or several).
         mesh: a ``jax.sharding.Mesh`` with a ``data`` axis (default: all devices).
         worker_count: Grain worker processes (0 = in process); batches do not depend on it.
         read_threads: threads per process computing batches (default: cores, at most 8,
@@ -102,7 +110,7 @@ class Loader:
         batch_size: int,
         seed: int = 0,
         augment: Any = "default",
-        ignore_classes: Sequence[str] = (),
+        ignore_classes: str | Sequence[str] = (),
         mesh=None,
         worker_count: int = 0,
         split: str = "train",
@@ -115,9 +123,7 @@ class Loader:
         read_threads: int | None = None,
     ):
         self.names, self.datasets, self.weights = checked_sources(sources, split)
-        unknown = [c for c in ignore_classes if c not in UNION_CLASSES]
-        if unknown:
-            raise ValueError(f"ignore_classes: unknown class(es) {unknown}; expected names from {UNION_CLASSES}")
+        ignore_classes = checked_classes(ignore_classes)
         self.patch_shape = tuple(int(p) for p in patch_shape)
         if len(self.patch_shape) != 3 or min(self.patch_shape) < 1:
             raise ValueError(f"patch_shape must be (Z, Y, X) with positive sizes; got {tuple(patch_shape)}")
@@ -212,6 +218,9 @@ class Loader:
 
     # ------------------------------------------------------------------ iteration
     def _make_iter(self):
+        if self.worker_count > 0:
+            refuse_spawned_import()
+            LIVE_LOADERS.add(self)
         batches_ahead = 2
         ds = self._dataset.to_iter_dataset(
             grain.ReadOptions(num_threads=self.read_threads, prefetch_buffer_size=batches_ahead)
@@ -233,6 +242,8 @@ class Loader:
             self._iter = self._make_iter()
         t0 = time.perf_counter()
         host = next(self._iter)
+        if self.worker_count > 0:  # off Grain's shared memory: the blocks are freed now, not at exit
+            host = owned(host)
         t1 = time.perf_counter()
         timings: dict[str, float] = {"wait": t1 - t0}
         batch = self._stage(host, timings)
@@ -276,16 +287,39 @@ class Loader:
         return "\n".join(rows)
 
     def close(self) -> None:
+        """Stop the workers and free their shared memory (idempotent; also run at exit)."""
         self._stage.close()
         it, self._iter = self._iter, None
         if it is not None and hasattr(it, "close"):
             it.close()
+        if self.worker_count > 0:
+            flush_shared_memory_deletes()
+        LIVE_LOADERS.discard(self)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+def checked_classes(ignore_classes: str | Sequence[str]) -> tuple[str, ...]:
+    """``ignore_classes`` as a tuple of union class names; a single string is one class.
+
+    >>> checked_classes("neuron"), checked_classes(["cleft", "mito_boundary"])
+    (('neuron',), ('cleft', 'mito_boundary'))
+    """
+    if isinstance(ignore_classes, str):
+        ignore_classes = (ignore_classes,)
+    try:
+        classes = tuple(ignore_classes)
+    except TypeError:
+        raise TypeError(f"ignore_classes: expected a class name or a sequence of names from "
+                        f"{UNION_CLASSES}; got {type(ignore_classes).__name__}") from None
+    unknown = [c for c in classes if c not in UNION_CLASSES]
+    if unknown:
+        raise ValueError(f"ignore_classes: unknown class(es) {unknown}; expected names from {UNION_CLASSES}")
+    return classes
 
 
 def _absl_parsed() -> None:

@@ -1,7 +1,10 @@
 """Batch previews: a PNG montage people look at before they trust a pipeline.
 
 For each sample: the middle section of the image, the union classes as a colour overlay and
-the instance ids as a random-colour overlay, titled with dataset and patch position.
+the instance ids as a random-colour overlay, titled with dataset and patch position. The
+picture's size follows from the batch size, the patch's (Y, X) and ``scale``
+(:func:`montage_size`); past ``MAX_PICTURE_BYTES`` of RGB, :func:`check_picture_size` refuses
+it before any data is read (``neurons-jax preview --scale 1000`` would need hundreds of GB).
 
 Example:
     >>> import numpy as np
@@ -30,6 +33,46 @@ CLASS_COLOURS = np.array(
 )
 TITLE_H = 16
 PAD = 4
+MAX_PICTURE_BYTES = 256 << 20  # RGB canvas; PIL's resize and the PNG encoder add about as much
+
+
+def montage_size(batch_size: int, patch_shape: Sequence[int], scale: int = 1) -> tuple[int, int]:
+    """(width, height) in pixels of the montage of ``batch_size`` patches of ``patch_shape``.
+
+    >>> montage_size(2, (4, 32, 32))
+    (112, 124)
+    """
+    y, x = int(patch_shape[-2]), int(patch_shape[-1])
+    return 3 * x * scale + 4 * PAD, batch_size * (y * scale + TITLE_H + PAD) + PAD + TITLE_H
+
+
+def check_picture_size(batch_size: int, patch_shape: Sequence[int], scale: int,
+                       max_bytes: int = MAX_PICTURE_BYTES) -> tuple[int, int]:
+    """``montage_size(...)``, or a ValueError naming ``--scale`` and the patch size when the
+    picture would pass ``max_bytes`` (3 bytes a pixel).
+
+    >>> check_picture_size(4, (8, 96, 96), 1000)
+    Traceback (most recent call last):
+    ValueError: --scale 1000 with patch 8x96x96 (--patch) and 4 samples (--batch-size) makes a 288016 x 384100 pixel picture (309 GiB); the limit is 256 MiB: use --scale 28 or less, or a smaller --patch or --batch-size
+    """
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
+        raise ValueError(f"--scale must be a positive integer (pixel zoom); got {scale!r}")
+    w, h = montage_size(batch_size, patch_shape, int(scale))
+    if 3 * w * h <= max_bytes:
+        return w, h
+    lo, hi = 0, int(scale)  # the largest scale that fits: lo fits (0 = none does), hi does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        fw, fh = montage_size(batch_size, patch_shape, mid)
+        lo, hi = (mid, hi) if 3 * fw * fh <= max_bytes else (lo, mid)
+    advice = f"use --scale {lo} or less, or" if lo else "use"
+    dims = "x".join(str(int(v)) for v in patch_shape)
+    size = f"{3 * w * h / 2**30:.0f} GiB" if 3 * w * h >= 2**30 else f"{3 * w * h / 2**20:.0f} MiB"
+    raise ValueError(
+        f"--scale {scale} with patch {dims} (--patch) and {batch_size} sample{'s' if batch_size != 1 else ''} (--batch-size) makes a "
+        f"{w} x {h} pixel picture ({size}); the limit is {max_bytes >> 20} MiB: {advice} a smaller "
+        "--patch or --batch-size"
+    )
 
 
 def _grey(section: np.ndarray) -> np.ndarray:
@@ -63,7 +106,7 @@ def montage(batch: dict, names: Sequence[str], scale: int = 1) -> Image.Image:
     pos = np.asarray(batch["position"])
     B, Z, Y, X = sem.shape
     z = Z // 2
-    w, h = 3 * X * scale + 4 * PAD, B * (Y * scale + TITLE_H + PAD) + PAD + TITLE_H
+    w, h = check_picture_size(B, (Z, Y, X), scale)
     canvas = Image.new("RGB", (w, h), (24, 24, 24))
     draw = ImageDraw.Draw(canvas)
     legend = "  ".join(f"{i}:{c}" for i, c in enumerate(UNION_CLASSES))

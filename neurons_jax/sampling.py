@@ -10,7 +10,10 @@ order, with no augmentation.
 
 Each element is a dict of the raw *context* region (patch plus the margin the augmentation
 needs), its labels and mask, and where it came from; reading happens in ``__getitem__`` so
-Grain worker processes do the I/O.
+Grain worker processes do the I/O. A float image is checked for NaN/inf there, patch by patch
+(lazily: a volume is never scanned whole), and a non-finite voxel raises
+:class:`NonFiniteImageError` naming the dataset, the volume and the voxel, instead of turning
+the loss into NaN.
 
 Example:
     >>> import numpy as np, neurons_jax as nj
@@ -34,6 +37,31 @@ import numpy as np
 from .datasets.base import Dataset, VolumePair
 
 ENDLESS = 2**40  # length of a train source: positions are drawn per index, never exhausted
+
+
+class NonFiniteImageError(ValueError):
+    """A float image region read for a patch holds NaN or inf."""
+
+
+def first_nonfinite(image: np.ndarray) -> tuple[int, ...] | None:
+    """Index of the first NaN/inf voxel of a float ``image`` (C order), or None when all are finite.
+
+    A float64 sum finds the common case (all finite) without a boolean copy of the patch; only
+    a non-finite sum (a NaN/inf, or a float64 overflow) looks voxel by voxel.
+
+    >>> a = np.zeros((2, 3, 4), np.float32); a[1, 2, 0] = np.nan
+    >>> first_nonfinite(a), first_nonfinite(np.ones((2, 2), np.float32)), first_nonfinite(np.ones(3, np.uint8))
+    ((1, 2, 0), None, None)
+    """
+    if image.dtype.kind != "f" or image.size == 0:
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.sum(image, dtype=np.float64)):
+            return None
+    bad = np.flatnonzero(~np.isfinite(image.reshape(-1)))
+    if not len(bad):
+        return None  # the sum overflowed, every voxel is finite
+    return tuple(int(i) for i in np.unravel_index(int(bad[0]), image.shape))
 
 
 @dataclass(frozen=True)
@@ -152,10 +180,12 @@ class PatchSource:
         for pair in dataset.pairs:
             need = self.context_shape if self.train else self.patch_shape
             if any(s < c for s, c in zip(pair.image.shape, need)) and not pad:
+                what = (f"context region {need} (patch {self.patch_shape} plus the augmentation margin)"
+                        if self.train and need != self.patch_shape else f"patch {need}")
                 raise ValueError(
                     f"dataset {self.name!r} volume {pair.name}: shape {tuple(pair.image.shape)} is "
-                    f"smaller than the {'context' if self.train else 'patch'} region {need} "
-                    "(use a smaller patch_shape, or pad=True)"
+                    f"smaller than the {what}; use a smaller patch_shape (--patch), "
+                    "or pad=True (--pad: the padding is masked out)"
                 )
         if self.train:
             self.maps = [
@@ -208,6 +238,16 @@ class PatchSource:
         pair = self.dataset.pairs[v]
         region = self.context_shape if self.train else self.patch_shape
         image, valid = self._read(pair.image, origin, region)
+        bad = first_nonfinite(image)
+        if bad is not None:
+            base = np.asarray(getattr(pair.image, "origin", None) or (0, 0, 0))
+            at = tuple(int(v) for v in base + origin + np.asarray(bad))
+            raise NonFiniteImageError(
+                f"dataset {self.name!r} volume {pair.name} ({pair.image.name}): image voxel z,y,x={at} "
+                f"is {image[bad]} (source coordinates; in the region {tuple(region)} read at z,y,x="
+                f"{tuple(int(o) for o in origin)} of the {self.dataset.split} volume, element {int(index)}); "
+                "expected finite intensities: replace the NaN/inf voxels of the source image"
+            )
         if pair.label is not None:
             label, _ = self._read(pair.label, origin, region)
         else:

@@ -55,6 +55,12 @@ def test_demo_writes_preview_and_metrics(tmp_path, capsys):
     assert cli.main(["demo", "--steps", "3", "--out", str(out), "--patch", "4", "32", "32", "--batch-size", "2"]) == 0
     printed = capsys.readouterr().out
     assert "snemi3d" in printed and "samples/s" in printed
+    # the last lines say where the sample data is, and what to try on it
+    assert (f"sample data: native files in {out / 'workspace'}/KIND, prepared zarr3 in "
+            f"{out / 'prepared'}/KIND (KIND: snemi3d, cremi3d, microns, mitoem2)") in printed
+    assert printed.rstrip().splitlines()[-1] == (
+        f"     neurons-jax preview --dataset snemi3d={out / 'prepared' / 'snemi3d'} "
+        f"--dataset mitoem2={out / 'prepared' / 'mitoem2'}:2 -o batch.png")
     img = Image.open(out / "preview.png")
     img.load()
     assert img.size[0] > 64 and img.size[1] > 64

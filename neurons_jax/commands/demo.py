@@ -2,7 +2,9 @@
 
 Writes the sample workspace in its kinds' native formats, prepares each dataset to zarr3, mixes
 them with the weights shown, trains the Flax UNet example briefly on the CPU, writes
-``demo_out/preview.png`` and ``demo_out/metrics.json`` and prints a summary table.
+``demo_out/preview.png`` and ``demo_out/metrics.json`` and prints a summary table, then where
+the sample data lies (``demo_out/workspace/KIND``: native files; ``demo_out/prepared/KIND``:
+zarr3) and a command to try on it.
 
 Example:
     $ neurons-jax demo --steps 40 --out demo_out
@@ -74,10 +76,9 @@ def run(args: argparse.Namespace) -> int:
     share = {k: float(np.mean(ids == i)) for i, k in enumerate(res["datasets"])}
 
     # preview of one batch from the same mixture (host arrays, no JAX needed)
-    loader = nj.pipeline.Loader(nj.datasets.sources_from_specs(specs), cfg.patch_shape, 4,
-                                seed=args.seed + 1, output="numpy")
-    batch = next(iter(loader))
-    loader.close()
+    with nj.pipeline.Loader(nj.datasets.sources_from_specs(specs), cfg.patch_shape, 4,
+                            seed=args.seed + 1, output="numpy") as loader:
+        batch = next(iter(loader))
     png = save_png(montage(batch, loader.names, scale=2), out / "preview.png")
 
     k = max(1, min(5, len(losses) // 2))
@@ -99,4 +100,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nloss {metrics['loss_first5_mean']:.4f} (first {k}) -> {metrics['loss_last5_mean']:.4f} (last {k})")
     print(f"{res['samples_per_s']:.1f} samples/s, data wait {res['data_wait_share']:.1%} of step time")
     print(f"wrote {png} and {out / 'metrics.json'} in {metrics['wall_s']:.0f} s")
+    print(f"\nsample data: native files in {native_root}/KIND, prepared zarr3 in {prep_root}/KIND "
+          f"(KIND: {', '.join(kinds)})")
+    two = [k for k in ("snemi3d", "mitoem2") if k in kinds] or list(kinds[:2])
+    try_it = " ".join(f"--dataset {k}={prep_root / k}" + (":2" if i else "") for i, k in enumerate(two))
+    print(f"try: neurons-jax info {prep_root / two[0]}")
+    print(f"     neurons-jax preview {try_it} -o batch.png")
     return 0

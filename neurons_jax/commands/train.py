@@ -1,8 +1,13 @@
 """``neurons-jax train``: the Flax UNet example (examples/train_flax.py) on mixed datasets.
 
+Without ``--dataset`` it trains on the sample workspace, cached and reused (see
+``examples/train_flax.py``); ``--smoke`` shrinks only what is not given explicitly; ``--pad``
+allows patches larger than a volume. A NaN/inf image voxel stops it with a one-line error
+naming the volume and the position (exit 2), and so does a loss that is not finite.
+
 Example:
     $ neurons-jax train --smoke
-    $ neurons-jax train --dataset snemi3d=prepared/snemi3d:1 --dataset mitoem2=prepared/mitoem2:2 \
+    $ neurons-jax train --dataset snemi3d=demo_out/prepared/snemi3d:1 --dataset mitoem2=demo_out/prepared/mitoem2:2 \
           --steps 500 --ckpt-dir ckpt --ckpt-every 100
 """
 
