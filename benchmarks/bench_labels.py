@@ -99,6 +99,12 @@ def cpu_rows(vol: np.ndarray, crop: np.ndarray, repeats: int) -> list[dict]:
             "cc3d.connected_components",
             lambda c=c: cc3d.connected_components(vol, connectivity=c, out_dtype=np.uint32),
             vol.size)
+    fvol = np.asfortranarray(vol)  # labelled where it lies, numbered in C-raster order like cc3d on C input
+    for c in (6, 26):
+        row(f"connected_components c={c} (Fortran order)", lambda c=c, a=fvol: nj.ops.connected_components(a, c),
+            "cc3d.connected_components (same F array)",
+            lambda c=c, a=fvol: cc3d.connected_components(a, connectivity=c, out_dtype=np.uint32), vol.size)
+    del fvol
     for kind in ("snemi3d", "cremi3d"):
         row(f"union_semantic {kind}", lambda k=kind: nj.ops.union_semantic(vol, k),
             "fastremap unique+remap", lambda k=kind: fastremap_union(vol, k), vol.size)
