@@ -29,7 +29,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -40,6 +39,7 @@ import numpy as np
 
 from . import device_stage
 from .datasets.base import Dataset
+from .datasets.specs import check_weight
 from .rules import UNION_CLASSES, get_rule
 from .sampling import PatchSource
 from .transforms import DrawParams, FinishOnHost, HostLabels, stack_batch
@@ -55,12 +55,7 @@ def checked_sources(sources: Mapping[str, tuple[Dataset, float]], split: str):
         if not (isinstance(entry, tuple) and len(entry) == 2):
             raise ValueError(f"sources[{name!r}] must be (dataset, weight); got {entry!r}")
         ds, w = entry
-        try:
-            w = float(w)
-        except (TypeError, ValueError):
-            raise ValueError(f"sources[{name!r}]: weight must be a number; got {w!r}") from None
-        if not math.isfinite(w) or w <= 0:
-            raise ValueError(f"sources[{name!r}]: weight must be finite and > 0; got {w}")
+        w = check_weight(w, f"sources[{name!r}]")
         if ds.split != split:
             raise ValueError(f"sources[{name!r}]: dataset is split {ds.split!r}, loader split is {split!r}")
         get_rule(ds.kind)

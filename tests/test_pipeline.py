@@ -167,8 +167,8 @@ def test_timings_reported(three):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"sources_w": -1.0}, "finite and > 0"),
-        ({"sources_w": float("nan")}, "finite and > 0"),
+        ({"sources_w": -1.0}, "weight must be a positive finite number"),
+        ({"sources_w": float("nan")}, "weight must be a positive finite number"),
         ({"ignore_classes": ("axon",)}, "unknown class"),
         ({"patch_shape": (4, 512, 32)}, "smaller than"),
         ({"split": "valid"}, "split"),
@@ -249,3 +249,10 @@ def test_orbax_checkpoint_beside_model_state(three, tmp_path):
             model=ocp.args.StandardRestore(weights), loader=grain.checkpoint.CheckpointRestore(b.iterator)))
     np.testing.assert_array_equal(got["model"]["w"], weights["w"])
     same_batches(take(b, 2), expected)
+
+
+@pytest.mark.parametrize("w", [-1, 0, float("nan"), float("inf"), "x"])
+def test_a_bad_weight_is_an_error_naming_the_source(three, w):
+    ds = three["snemi3d"][0]
+    with pytest.raises(ValueError, match=r"^sources\['a'\]: weight must be a positive finite number; got"):
+        Loader({"a": (ds, w)}, PATCH, batch_size=2, output="numpy")
