@@ -20,8 +20,22 @@ from .volumes import Volume
 
 __version__ = "0.1.0"
 _LAZY = ("backend", "ops", "augment", "datasets", "download", "sample", "sampling", "pipeline", "preview", "stage",
-         "transforms", "device_stage", "cli")
-__all__ = ["UNION_CLASSES", "Volume", "rules", "volumes", *_LAZY]
+         "transforms", "device_stage", "cli", "targets")
+__all__ = ["UNION_CLASSES", "Volume", "rules", "volumes", "explore", "view", *_LAZY]
+
+
+def explore(*args: Any, **kwargs: Any) -> dict:
+    """Dataset exploration report (``neurons_jax.exploration.explore``; loads on first call)."""
+    from .exploration import explore as _explore
+
+    return _explore(*args, **kwargs)
+
+
+def view(*args: Any, **kwargs: Any) -> Any:
+    """Neuroglancer view of a dataset or a batch (``neurons_jax.viewer.view``; loads on first call)."""
+    from .viewer import view as _view
+
+    return _view(*args, **kwargs)
 
 
 def __getattr__(name: str) -> Any:
