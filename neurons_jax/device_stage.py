@@ -53,13 +53,16 @@ def device_rows(host: dict, rows: slice, gpu: int, params, patch_shape, export: 
     """Finish ``host[...][rows]`` on CuPy device ``gpu``; ``export`` each output inside its context."""
     import cupy as cp
 
-    mask = host["mask"][rows]
-    full = bool(mask.all())  # on the host: no device round trip, and no upload of an all-ones mask
+    mask = host.get("mask")  # absent: every voxel of the batch is valid
+    mask = None if mask is None else mask[rows]
+    full = mask is None or bool(mask.all())  # on the host: no device round trip, no upload of ones
+    boxes = host.get("box")
     with cp.cuda.Device(gpu):
         part = finish(
             cp.asarray(host["image"][rows]), cp.asarray(host["packed"][rows]),
             None if full else cp.asarray(mask), None if params is None else params[rows],
             patch_shape, host["instance_classes"][rows], timings,
+            boxes=None if boxes is None else boxes[rows],
         )
         return {k: export(v) for k, v in part.items()}
 
@@ -151,6 +154,8 @@ class DeviceStage:
         self.mesh, self.output, self.local_batch = mesh, output, int(local_batch)
         self.gpu = (GpuStage(mesh, batch_size if output == "jax" else local_batch, patch_shape, self.handover)
                     if self.on_gpu else None)
+        self.patch_shape = tuple(patch_shape)
+        self._ones = None  # the all-valid mask, made once (a global jax.Array is immutable)
 
     def __call__(self, host: dict, timings: dict) -> dict:
         import time
@@ -163,11 +168,22 @@ class DeviceStage:
             out = self.gpu(host, timings)
             out.update(self.to_global(meta) if self.output == "jax" else meta)
         else:
-            out = {**{k: host[k] for k in OUTPUTS}, **meta}
+            out = {**{k: host[k] for k in OUTPUTS if k in host}, **meta}
             if self.output == "jax":
                 out = self.to_global(out)
+            if "mask" not in out:  # every voxel valid: the workers shipped no mask
+                out["mask"] = self.ones()
         timings["transfer"] = time.perf_counter() - t0 - timings.get("augment", 0) - timings.get("labels", 0)
         return out
+
+    def ones(self):
+        """The all-valid mask of a batch: a cached global array (or a fresh NumPy one)."""
+        shape = (self.local_batch, *self.patch_shape)
+        if self.output != "jax":
+            return np.ones(shape, np.uint8)
+        if self._ones is None:
+            self._ones = self.to_global({"mask": np.ones(shape, np.uint8)})["mask"]
+        return self._ones
 
     def to_global(self, batch: dict) -> dict:
         import jax
@@ -189,7 +205,10 @@ def pad_batch(host: dict, size: int) -> dict:
     out = {k: (v if k == "params" else np.asarray(v)[idx]) for k, v in host.items()}
     if out.get("params") is not None:
         out["params"] = [out["params"][i] for i in idx]
-    out["mask"] = out["mask"].copy()
+    if out.get("mask") is None:  # all valid so far: ones in the image's spatial shape
+        out["mask"] = np.ones(np.shape(out["image"])[:4], np.uint8)
+    else:
+        out["mask"] = out["mask"].copy()
     out["mask"][n:] = 0
     out["dataset"] = out["dataset"].copy()
     out["dataset"][n:] = -1

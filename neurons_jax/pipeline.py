@@ -41,8 +41,8 @@ from . import device_stage
 from .datasets.base import Dataset
 from .datasets.specs import check_weight
 from .rules import UNION_CLASSES, get_rule
-from .sampling import PatchSource
-from .transforms import DrawParams, FinishOnHost, HostLabels, stack_batch
+from .sampling import Locations, PatchSource
+from .transforms import DrawParams, FinishOnHost, HostLabels, ReadSample, stack_batch
 from .workers import LIVE_LOADERS, flush_shared_memory_deletes, owned, refuse_spawned_import
 
 
@@ -190,11 +190,9 @@ class Loader:
         return [[tuple(p.image.voxel_size) for p in ds.pairs] for ds in self.datasets]
 
     def _build(self) -> grain.MapDataset:
-        # per dataset: its own rule and voxel sizes travel with its elements
-        parts = [
-            grain.MapDataset.source(src).map(HostLabels(ds.rule, self.ignore_classes, vs))
-            for src, ds, vs in zip(self.sources, self.datasets, self._voxel_sizes())
-        ]
+        # the sources only say where each element comes from; the read happens after the params
+        # are drawn, of the sample's own footprint, with its dataset's own rule and voxel sizes
+        parts = [grain.MapDataset.source(Locations(src)) for src in self.sources]
         if self.train:
             ds = grain.MapDataset.mix(parts, self.weights)
         else:
@@ -203,6 +201,8 @@ class Loader:
         ds = ds[self.process_index :: self.process_count]
         if self.augment_cfg is not None:
             ds = ds.seed(self.seed).random_map(DrawParams(self.augment_cfg, self.patch_shape))
+        labelers = [HostLabels(d.rule, self.ignore_classes, vs) for d, vs in zip(self.datasets, self._voxel_sizes())]
+        ds = ds.map(ReadSample(self.sources, labelers, self.context_shape))
         if not self.on_gpu:
             ds = ds.map(FinishOnHost(self.patch_shape))
         return ds.batch(self.local_batch, drop_remainder=self.train, batch_fn=stack_batch)

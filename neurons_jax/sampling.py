@@ -218,13 +218,14 @@ class PatchSource:
         v = int(np.searchsorted(self.offsets, index, side="right") - 1)
         return v, self.tiles[v][index - self.offsets[v]]
 
-    def _read(self, vol, origin: np.ndarray, shape: Sequence[int], fill=0) -> tuple[np.ndarray, np.ndarray]:
-        """Read a region, padding outside the volume (only reachable with pad=True)."""
+    def _read(self, vol, origin: np.ndarray, shape: Sequence[int], fill=0) -> tuple[np.ndarray, np.ndarray | None]:
+        """Read a region, padding outside the volume (only reachable with pad=True); the second
+        value is the uint8 inside-the-volume mask, None when the region lies inside."""
         lo = np.maximum(origin, 0)
         hi = np.minimum(origin + np.asarray(shape), np.asarray(vol.shape))
         data = vol.read(tuple(slice(int(a), int(b)) for a, b in zip(lo, hi)))
         if tuple(data.shape) == tuple(shape):
-            return data, np.ones(shape, np.uint8)
+            return data, None
         out = np.full(shape, fill, dtype=data.dtype)
         valid = np.zeros(shape, np.uint8)
         sl = tuple(slice(int(a - o), int(b - o)) for a, b, o in zip(lo, hi, origin))
@@ -232,38 +233,77 @@ class PatchSource:
         valid[sl] = 1
         return out, valid
 
-    def __getitem__(self, index: int) -> dict:
-        t0 = time.perf_counter()
+    def locate(self, index: int) -> dict:
+        """Where element ``index`` comes from, without reading: dataset, volume, ``origin`` of its
+        context region, ``position`` of its patch, voxel size. A pure function of (seed, index)."""
         v, origin = self.position(int(index))
-        pair = self.dataset.pairs[v]
-        region = self.context_shape if self.train else self.patch_shape
-        image, valid = self._read(pair.image, origin, region)
+        patch_origin = origin + np.asarray(self.margin) if self.train else origin
+        return {
+            "dataset": np.int32(self.dataset_id),
+            "volume": np.int32(v),
+            "origin": np.asarray(origin, np.int64),
+            "position": patch_origin.astype(np.int64),
+            "index": np.int64(index),
+            "voxel_size": np.asarray(self.dataset.pairs[v].image.voxel_size, np.float32),
+        }
+
+    def read_region(self, volume: int, origin: np.ndarray, shape: Sequence[int],
+                    index: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``(image, label, mask)`` of the region ``origin + shape`` of volume ``volume``; ``mask``
+        is None when every voxel is valid (inside the volume and its mask), else uint8 0/1."""
+        pair = self.dataset.pairs[volume]
+        origin = np.asarray(origin, np.int64)
+        shape = tuple(int(s) for s in shape)
+        image, valid = self._read(pair.image, origin, shape)
         bad = first_nonfinite(image)
         if bad is not None:
             base = np.asarray(getattr(pair.image, "origin", None) or (0, 0, 0))
             at = tuple(int(v) for v in base + origin + np.asarray(bad))
             raise NonFiniteImageError(
                 f"dataset {self.name!r} volume {pair.name} ({pair.image.name}): image voxel z,y,x={at} "
-                f"is {image[bad]} (source coordinates; in the region {tuple(region)} read at z,y,x="
+                f"is {image[bad]} (source coordinates; in the region {shape} read at z,y,x="
                 f"{tuple(int(o) for o in origin)} of the {self.dataset.split} volume, element {int(index)}); "
                 "expected finite intensities: replace the NaN/inf voxels of the source image"
             )
         if pair.label is not None:
-            label, _ = self._read(pair.label, origin, region)
+            label, _ = self._read(pair.label, origin, shape)
         else:
-            label = np.zeros(region, np.uint32)
+            label = np.zeros(shape, np.uint32)
         if pair.mask is not None:
-            m, _ = self._read(pair.mask, origin, region)
-            valid = valid & (m != 0).astype(np.uint8)
-        # train reads a context around the patch; evaluation reads the patch itself
-        patch_origin = origin + np.asarray(self.margin) if self.train else origin
+            m, _ = self._read(pair.mask, origin, shape)
+            inside = (m != 0).view(np.uint8)
+            valid = inside if valid is None else valid & inside
+            if valid.all():
+                valid = None
+        return image, label, valid
+
+    def __getitem__(self, index: int) -> dict:
+        """The element with its whole region read (the context in train mode, the patch else)."""
+        t0 = time.perf_counter()
+        out = self.locate(index)
+        region = self.context_shape if self.train else self.patch_shape
+        image, label, valid = self.read_region(int(out["volume"]), out["origin"], region, index)
         return {
             "image": image,
             "label": label,
-            "mask": valid,
-            "dataset": np.int32(self.dataset_id),
-            "volume": np.int32(v),
-            "position": patch_origin.astype(np.int64),
-            "index": np.int64(index),
+            "mask": np.ones(region, np.uint8) if valid is None else valid,
+            "dataset": out["dataset"],
+            "volume": out["volume"],
+            "position": out["position"],
+            "index": out["index"],
             "read_s": np.float64(time.perf_counter() - t0),
         }
+
+
+class Locations:
+    """Grain source of ``PatchSource.locate`` elements (no I/O): the Loader reads each sample's
+    own footprint later, once its augmentation params are drawn (``transforms.ReadSample``)."""
+
+    def __init__(self, source: PatchSource):
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.source.locate(int(index))

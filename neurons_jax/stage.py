@@ -69,6 +69,7 @@ def finish(
     patch_shape: Sequence[int],
     instance_classes,
     timings: dict | None = None,
+    boxes=None,
 ) -> dict:
     """Augment, crop and relabel a batch on its array module.
 
@@ -80,6 +81,10 @@ def finish(
     semantic uint8, instance uint32, mask uint8. On a GPU the whole stage waits for the device
     at most once (the growth of boundary-separated instances looks at its "changed" flag once
     per ``instances.ROUND`` steps) when ``masks`` is None or all ones are known on the host.
+
+    ``boxes`` (B, 2, 3) host ints ``[origin, shape]``: the arrays hold each sample's footprint
+    box (``augment.footprint``) of its own context at the low corner of its row, as
+    ``transforms.ReadSample`` reads them (the rest of a row is padding, never read).
     """
     import time
 
@@ -99,22 +104,28 @@ def finish(
     else:
         from . import augment
 
-        # samples of one context shape go through one batched call (one launch per op on a GPU)
-        groups: dict[tuple, list[int]] = {}
-        for i, p in enumerate(params):
-            groups.setdefault(tuple(p.context_shape), []).append(i)
         # the warp reads real context only, so an all-valid mask stays all-valid: skip its warp
         full_mask = masks is None or bool(masks.all())
-        for ctx, idx in groups.items():
-            sel = idx if len(groups) > 1 else slice(None)
-            im, lb, mk = augment.apply_batch(
-                [params[i] for i in idx],
-                center_crop(images[sel], ctx),
-                center_crop(packed[sel], ctx),
-                None if full_mask else center_crop(masks[sel], ctx),
-            )
-            out_img[sel], out_lab[sel] = im, lb
-            out_msk[sel] = 1 if full_mask else mk
+        if boxes is not None:  # footprint boxes: one call, every sample carries its own context
+            im, lb, mk = augment.apply_batch(params, images, packed, None if full_mask else masks,
+                                             boxes=np.asarray(boxes, np.int64))
+            out_img[...], out_lab[...] = im, lb
+            out_msk[...] = 1 if full_mask else mk
+        else:
+            # samples of one context shape go through one batched call (one launch per op on a GPU)
+            groups: dict[tuple, list[int]] = {}
+            for i, p in enumerate(params):
+                groups.setdefault(tuple(p.context_shape), []).append(i)
+            for ctx, idx in groups.items():
+                sel = idx if len(groups) > 1 else slice(None)
+                im, lb, mk = augment.apply_batch(
+                    [params[i] for i in idx],
+                    center_crop(images[sel], ctx),
+                    center_crop(packed[sel], ctx),
+                    None if full_mask else center_crop(masks[sel], ctx),
+                )
+                out_img[sel], out_lab[sel] = im, lb
+                out_msk[sel] = 1 if full_mask else mk
     t1 = time.perf_counter()
     semantic, inst_src = unpack_labels(out_lab)
     instance = component_ids(inst_src)  # relabel_after_crop: pieces cut apart by the crop split

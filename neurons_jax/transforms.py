@@ -1,14 +1,19 @@
 """The Loader's Grain transforms, one small class each; all pure functions of the element.
 
-Per dataset, before the mix (each transform holds its own dataset's facts, no index lookups):
-* ``HostLabels``: native labels -> union classes (the dataset's rule) and compact instance
-  sources, packed into one uint32 label ``(instance << 3) | semantic`` so one nearest-neighbour
-  warp moves both; adds the sample's ``voxel_size`` and the ``instance_classes`` (interior,
-  boundary) its instances are separated by ((0, 0): instances come from the ids).
-After the mix and the per-process slice:
+The sources yield locations only (``sampling.Locations``: dataset, volume, context origin,
+voxel size; no I/O). After the mix and the per-process slice:
 * ``DrawParams`` (a Grain random map): the sample's augmentation params from its per-element RNG;
+* ``ReadSample``: reads only the sample's own footprint (``augment.footprint``: the box of its
+  context its warp reads, not the worst case of the config), then runs its dataset's
+  ``HostLabels`` on that box;
+* ``HostLabels`` (one per dataset, holding that dataset's facts): native labels -> union
+  classes (the dataset's rule) and compact instance sources, packed into one uint32 label
+  ``(instance << 3) | semantic`` so one nearest-neighbour warp moves both; adds the sample's
+  ``voxel_size`` and the ``instance_classes`` (interior, boundary) its instances are separated
+  by ((0, 0): instances come from the ids);
 * ``FinishOnHost``: the whole device stage per sample on the CPU (``stage.finish``, in workers);
-* ``stack_batch``: the Grain ``batch_fn``.
+* ``stack_batch``: the Grain ``batch_fn`` (boxes of different shapes padded to the largest; an
+  all-valid mask is never shipped: ``mask`` is then absent from the batch).
 
 Example:
     >>> import numpy as np
@@ -27,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .hostpack import union_pack
 from .rules import class_index, get_rule
 from .stage import MAX_INSTANCES, finish, pack_labels
 
@@ -44,38 +50,39 @@ class HostLabels:
         self.voxel_sizes = None if voxel_sizes is None else np.asarray(voxel_sizes, np.float32).reshape(-1, 3)
         bsep = self.rule.instances == "boundary_separated"
         self.instance_classes = np.array(self.rule.instance_classes() if bsep else (0, 0), np.uint8)
-        self.every_id_kept = _keeps_every_id(self.rule, self.ignore_classes)
+        self._tables: dict = {}
 
     def __call__(self, element: dict) -> dict:
-        from .ops import renumber, union_semantic
-
         label = element.pop("label")
-        semantic = union_semantic(label, self.rule, ignore_classes=self.ignore_classes)
-        if self.rule.instances == "ids":
-            # ids that fit beside the 3 class bits are packed as they are; larger ones (MICrONS
-            # uint64) are renumbered within the patch first
-            inst = label if self.every_id_kept else np.where(semantic != 0, label, 0)
-            if int(inst.max(initial=0)) > MAX_INSTANCES:
-                inst, _ = renumber(inst)
-                if int(inst.max(initial=0)) > MAX_INSTANCES:
-                    raise ValueError(f"{self.rule.kind}: more than {MAX_INSTANCES} instances in one patch")
-        else:  # boundary-separated or none: instances are made after the warp, from semantic
-            inst = np.zeros(label.shape, np.uint32)
-        element["packed"] = pack_labels(semantic, inst)
+        keep = self.rule.instances == "ids"
+        # one fused pass: class through the rule's step table, the id kept where the class is
+        # not background, both packed (ops.union_semantic + stage.pack_labels, bit for bit)
+        packed, top = union_pack(label, *self._table(label.dtype), keep_ids=keep)
+        if keep and top > MAX_INSTANCES:
+            packed = self._renumbered(label)
+        element["packed"] = packed
         element["instance_classes"] = self.instance_classes
         if self.voxel_sizes is not None:
             element["voxel_size"] = self.voxel_sizes[int(element["volume"])]
         return element
 
+    def _table(self, dtype) -> tuple[np.ndarray, np.ndarray]:
+        from .ops.remap import _ignored, step_table
 
-def _keeps_every_id(rule, ignore_classes) -> bool:
-    """True when every non-zero id maps to a kept class (semantic == 0 exactly where id == 0)."""
-    ignored = {class_index(c) for c in ignore_classes} | {0}
-    ranges = rule.ranges
-    if not ranges or ranges[0][0] != 1 or ranges[-1][1] < 2**64 - 1:
-        return False
-    contiguous = all(hi + 1 == lo for (_, hi, _), (lo, _, _) in zip(ranges, ranges[1:]))
-    return contiguous and not any(c in ignored for _, _, c in ranges)
+        dtype = np.dtype(np.uint8 if dtype == np.bool_ else dtype)
+        if dtype not in self._tables:
+            self._tables[dtype] = step_table(self.rule, dtype, _ignored(self.ignore_classes))
+        return self._tables[dtype]
+
+    def _renumbered(self, label: np.ndarray) -> np.ndarray:
+        """Ids too large to sit beside the class bits (MICrONS uint64): renumbered in the patch."""
+        from .ops import renumber, union_semantic
+
+        semantic = union_semantic(label, self.rule, ignore_classes=self.ignore_classes)
+        inst, _ = renumber(np.where(semantic != 0, label, 0))  # negative ids are background too
+        if int(inst.max(initial=0)) > MAX_INSTANCES:
+            raise ValueError(f"{self.rule.kind}: more than {MAX_INSTANCES} instances in one patch")
+        return pack_labels(semantic, inst)
 
 
 class DrawParams:
@@ -93,6 +100,39 @@ class DrawParams:
         return element
 
 
+class ReadSample:
+    """Grain map after ``DrawParams``: reads a sample's footprint box (its whole region without
+    params), then its dataset's ``HostLabels``. Adds ``box`` ``[origin, shape]`` (2, 3) int64
+    within ``params.context_shape`` when params are present; ``mask`` is None when all valid."""
+
+    def __init__(self, sources: Sequence, labelers: Sequence[HostLabels], context_shape: Sequence[int]):
+        self.sources, self.labelers = list(sources), list(labelers)
+        self.context_shape = np.asarray(context_shape, np.int64)
+
+    def __call__(self, element: dict) -> dict:
+        from .augment.footprint import footprint
+
+        t0 = time.perf_counter()
+        d = int(element["dataset"])
+        src = self.sources[d]
+        origin = element.pop("origin")
+        p = element.get("params")
+        if p is None:
+            lo, region, box = origin, (src.context_shape if src.train else src.patch_shape), None
+        else:
+            # the sample's own context is centred in the loader's (the largest over voxel sizes)
+            base = origin + (self.context_shape - np.asarray(p.context_shape, np.int64)) // 2
+            o, shape = footprint(p)
+            lo, region, box = base + o, shape, np.stack([o, shape])
+        image, label, mask = src.read_region(int(element["volume"]), lo, region, int(element["index"]))
+        element.update(image=image, label=label, mask=mask)
+        element["read_s"] = np.float64(time.perf_counter() - t0)
+        element = self.labelers[d](element)
+        if box is not None:
+            element["box"] = box
+        return element
+
+
 class FinishOnHost:
     """Grain map running the whole device stage per sample on the CPU (inside the workers)."""
 
@@ -102,23 +142,49 @@ class FinishOnHost:
     def __call__(self, element: dict) -> dict:
         t0 = time.perf_counter()
         p = element.pop("params", None)
+        box = element.pop("box", None)
+        mask = element.pop("mask", None)
         out = finish(
             element.pop("image")[None],
             element.pop("packed")[None],
-            element.pop("mask")[None],
+            None if mask is None else mask[None],
             None if p is None else [p],
             self.patch_shape,
             element["instance_classes"][None],
+            boxes=None if box is None else box[None],
         )
         element.update({k: v[0] for k, v in out.items()})
+        if mask is None:
+            element["mask"] = None  # all valid: nothing shipped per voxel
         element["host_s"] = np.float64(time.perf_counter() - t0)
         return element
 
 
+def stack(values: Sequence[np.ndarray], fill=0) -> np.ndarray:
+    """``np.stack`` of same-shape arrays; arrays of different shapes go to the low corner of a
+    ``(B, *largest)`` array filled with ``fill`` (boxes of different samples)."""
+    shapes = {np.shape(v) for v in values}
+    if len(shapes) == 1:
+        return np.stack([np.asarray(v) for v in values])
+    big = tuple(int(m) for m in np.max([np.shape(v) for v in values], axis=0))
+    out = np.full((len(values), *big), fill, dtype=np.result_type(*values))
+    for i, v in enumerate(values):
+        out[(i, *(slice(0, n) for n in np.shape(v)))] = v
+    return out
+
+
 def stack_batch(elements: Sequence[dict]) -> dict:
-    """Grain batch_fn: stack arrays, keep augmentation params as a list."""
+    """Grain batch_fn: stack arrays (padded boxes), keep augmentation params as a list; a mask
+    that is all valid in every sample is left out."""
     out: dict[str, Any] = {}
     for k in elements[0]:
         vals = [e[k] for e in elements]
-        out[k] = vals if k == "params" else np.stack([np.asarray(v) for v in vals])
+        if k == "params":
+            out[k] = vals
+        elif k == "mask":
+            if any(v is not None for v in vals):  # the image's spatial shape (host-finished: (Z, Y, X, 1))
+                shapes = [np.shape(e["image"])[:3] for e in elements]
+                out[k] = stack([np.ones(shp, np.uint8) if v is None else v for v, shp in zip(vals, shapes)], fill=1)
+        else:
+            out[k] = stack(vals)
     return out

@@ -45,3 +45,29 @@ def test_a_registered_boundary_rule_yields_instances_in_the_loader(toy_rule):
     ref, _ = nj.ops.boundary_separated_instances(sem, interior=1, boundary=2)
     np.testing.assert_array_equal(inst[0], ref[0])
     loader.close()
+
+
+def _unfused(label, rule, ignore=()):
+    """What HostLabels did before the fused pass: remap, keep ids of labelled voxels, pack."""
+    semantic = nj.ops.union_semantic(label, rule, ignore_classes=ignore)
+    if rules.get_rule(rule).instances != "ids":
+        return nj.stage.pack_labels(semantic, np.zeros(label.shape, np.uint32))
+    inst = np.where(semantic != 0, label, 0)
+    if int(inst.max(initial=0)) > nj.stage.MAX_INSTANCES:
+        inst, _ = nj.ops.renumber(inst)
+    return nj.stage.pack_labels(semantic, inst)
+
+
+@pytest.mark.parametrize("kind", ["snemi3d", "cremi3d", "microns", "mitoem2", "generic"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.uint32, np.uint64])
+def test_fused_union_pack_equals_remap_then_pack(kind, dtype):
+    rng = np.random.default_rng(hash((kind, np.dtype(dtype).name)) % 2**32)
+    info = np.iinfo(dtype)
+    # small ids, ids at the packing limit, dtype extremes (CREMI's uint64-max no-data, MICrONS ids)
+    special = [0, 1, 2, 3, 2**29 - 1, 2**29, 2**32 - 1, 2**40 + 3, 2**64 - 1, -1]
+    special = [v for v in special if info.min <= v <= info.max]
+    lab = rng.choice(np.array(special + list(rng.integers(0, min(info.max, 5000), 50)), dtype), (6, 7, 9))
+    for ignore in ((), ("neuron",), ("mitochondria", "cleft")):
+        got = HostLabels(kind, ignore_classes=ignore)({"label": lab.copy(), "volume": 0})["packed"]
+        ref = _unfused(lab, kind, ignore)
+        assert got.dtype == np.uint32 and np.array_equal(got, ref), (kind, dtype, ignore)

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..backend import array_module
-from . import table
+from . import footprint, table
 
 
 def image_ops(params, img: np.ndarray) -> np.ndarray:
@@ -42,58 +42,123 @@ def image_ops(params, img: np.ndarray) -> np.ndarray:
     return img
 
 
-def apply(params, image=None, label=None, mask=None):
+def _check_box(params, origin, arrays) -> tuple[np.ndarray, tuple[int, ...]]:
+    """``origin`` as int64 (3,) and the common shape of ``arrays``, checked to lie in the context."""
+    o = np.asarray(origin, np.int64).reshape(-1)
+    shapes = {tuple(np.shape(a)) for a in arrays if a is not None}
+    if len(shapes) > 1:
+        raise ValueError(f"image/label/mask: expected one box shape, got {sorted(shapes)}")
+    shape = shapes.pop() if shapes else tuple(params.context_shape)
+    if o.shape != (3,) or len(shape) != 3 or not footprint.covers(params, o, shape):
+        raise ValueError(
+            f"origin: the box origin {o.tolist()} + shape {list(shape)} must lie inside "
+            f"params.context_shape {list(params.context_shape)}"
+        )
+    return o, shape
+
+
+def _embed(params, a, origin):  # TEMP(issue 14)
+    if a is None:
+        return None
+    out = np.zeros(params.context_shape, a.dtype)
+    out[tuple(slice(int(o), int(o) + n) for o, n in zip(origin, a.shape))] = a
+    return out
+
+
+def apply(params, image=None, label=None, mask=None, origin=None):
     """Augment one sample: arrays of ``params.context_shape`` -> ``params.patch_shape``.
 
-    Returns ``(image float32 | None, label | None, mask | None)``; absent inputs stay ``None``."""
+    With ``origin`` the arrays are a box of the context starting at ``origin`` (z, y, x), e.g.
+    ``footprint(params)``: the box must hold every voxel the warp reads, and the output equals
+    that of the whole context. Returns ``(image float32 | None, label | None, mask | None)``;
+    absent inputs stay ``None``."""
     xp = array_module(image, label, mask)
-    for name, a in (("image", image), ("label", label), ("mask", mask)):
-        # checked before either backend runs: the GPU kernels index the context without bounds
-        if a is not None and np.shape(a) != tuple(params.context_shape):
-            raise ValueError(
-                f"{name}: expected shape {tuple(params.context_shape)} (params.context_shape), "
-                f"got {np.shape(a)}"
-            )
+    if origin is None:
+        for name, a in (("image", image), ("label", label), ("mask", mask)):
+            # checked before either backend runs: the GPU kernels index the context without bounds
+            if a is not None and np.shape(a) != tuple(params.context_shape):
+                raise ValueError(
+                    f"{name}: expected shape {tuple(params.context_shape)} (params.context_shape), "
+                    f"got {np.shape(a)}"
+                )
+    else:
+        origin, _ = _check_box(params, origin, (image, label, mask))
     if xp is not np:
         from . import _gpu
 
         outs = _gpu.apply_batch(
-            [params], *(None if a is None else a[None] for a in (image, label, mask))
+            [params], *(None if a is None else a[None] for a in (image, label, mask)),
+            **({} if origin is None else {"origins": origin[None]}),
         )
         return tuple(None if o is None else o[0] for o in outs)
-    img, lab, msk = table.warp_transform().cpu(params, image, label, mask)
+    if origin is None:
+        img, lab, msk = table.warp_transform().cpu(params, image, label, mask)
+    else:
+        try:
+            img, lab, msk = table.warp_transform().cpu(params, image, label, mask, origin=origin)
+        except TypeError as e:  # TEMP(issue 14): until the warp takes origin
+            if "origin" not in str(e):
+                raise
+            img, lab, msk = table.warp_transform().cpu(params, *(_embed(params, a, origin) for a in (image, label, mask)))
     if img is not None:
         img = image_ops(params, img)
     return img, lab, msk
 
 
-def apply_batch(params_list: Sequence, images=None, labels=None, masks=None):
+def apply_batch(params_list: Sequence, images=None, labels=None, masks=None, boxes=None):
     """Augment a batch: ``(B, *context_shape)`` arrays -> ``(B, *patch_shape)``.
 
-    All params must share ``patch_shape`` and ``context_shape`` (they do when drawn with one
-    config, patch shape and voxel size). CuPy arrays run one kernel launch per operation for the
-    whole batch; NumPy arrays loop over the samples."""
+    Without ``boxes`` all params must share ``patch_shape`` and ``context_shape`` (they do when
+    drawn with one config, patch shape and voxel size). With ``boxes`` (B, 2, 3) int
+    ``[origin, shape]`` per sample, row ``i`` of the ``(B, *S)`` arrays holds sample ``i``'s box of
+    its own context at its low corner (the rest is never read); the params then only share
+    ``patch_shape``. CuPy arrays run one kernel launch per operation for the whole batch; NumPy
+    arrays loop over the samples."""
     params_list = list(params_list)
     if not params_list:
         raise ValueError("params_list: expected at least one AugmentParams, got an empty list")
     p0 = params_list[0]
     for i, p in enumerate(params_list):
-        if p.patch_shape != p0.patch_shape or p.context_shape != p0.context_shape:
+        if p.patch_shape != p0.patch_shape or (boxes is None and p.context_shape != p0.context_shape):
             raise ValueError(
                 f"params_list[{i}]: patch/context shapes {p.patch_shape}/{p.context_shape} differ from "
                 f"params_list[0]'s {p0.patch_shape}/{p0.context_shape}"
             )
     b = len(params_list)
+    if boxes is not None:
+        boxes = np.asarray(boxes, np.int64)
+        if boxes.shape != (b, 2, 3):
+            raise ValueError(f"boxes: expected shape {(b, 2, 3)} ([origin, shape] per sample), got {boxes.shape}")
     for name, a in (("images", images), ("labels", labels), ("masks", masks)):
-        if a is not None and tuple(a.shape) != (b, *p0.context_shape):
+        if a is None:
+            continue
+        if boxes is None and tuple(a.shape) != (b, *p0.context_shape):
             raise ValueError(f"{name}: expected shape {(b, *p0.context_shape)}, got {tuple(a.shape)}")
+        if boxes is not None and (a.ndim != 4 or a.shape[0] != b or np.any(boxes[:, 1] > np.asarray(a.shape[1:]))):
+            raise ValueError(f"{name}: expected (B={b}, Z, Y, X) holding every box {boxes[:, 1].tolist()}, "
+                             f"got {tuple(a.shape)}")
+    if boxes is not None:
+        for i, p in enumerate(params_list):
+            if not footprint.covers(p, boxes[i, 0], boxes[i, 1]):
+                raise ValueError(f"boxes[{i}]: origin {boxes[i, 0].tolist()} + shape {boxes[i, 1].tolist()} "
+                                 f"must lie inside params_list[{i}].context_shape {list(p.context_shape)}")
     xp = array_module(images, labels, masks)
     if xp is not np:
         from . import _gpu
 
-        return _gpu.apply_batch(params_list, images, labels, masks)
+        if boxes is None:
+            return _gpu.apply_batch(params_list, images, labels, masks)
+        return _gpu.apply_batch(params_list, images, labels, masks, origins=boxes[:, 0])
+
+    def row(a, i):
+        if a is None:
+            return None
+        if boxes is None:
+            return a[i]
+        return a[(i, *(slice(0, int(n)) for n in boxes[i, 1]))]
+
     outs = [
-        apply(p, *(None if a is None else a[i] for a in (images, labels, masks)))
+        apply(p, *(row(a, i) for a in (images, labels, masks)), origin=None if boxes is None else boxes[i, 0])
         for i, p in enumerate(params_list)
     ]
     return tuple(
