@@ -42,7 +42,8 @@ from .datasets.base import Dataset
 from .datasets.specs import check_weight
 from .rules import UNION_CLASSES, get_rule
 from .sampling import Locations, PatchSource
-from .transforms import DrawParams, FinishOnHost, HostLabels, ReadSample, stack_batch
+from .batchpool import Reader
+from .transforms import DrawParams, FinishOnHost, HostLabels, ReadSample, StackBatch
 from .workers import LIVE_LOADERS, flush_shared_memory_deletes, owned, refuse_spawned_import
 
 
@@ -173,6 +174,8 @@ class Loader:
         self._stage = device_stage.DeviceStage(self.mesh, self.batch_size, self.local_batch, self.patch_shape,
                                                device, output)
         self.on_gpu, self.handover = self._stage.on_gpu, self._stage.handover
+        self._stacker = StackBatch()  # batches in reused shared memory, named by the Loader's token
+        self._reader = Reader(self._stacker.token)
         self._dataset = self._build()
         self._iter = None
         self._timings: dict[str, list[float]] = {}
@@ -205,7 +208,7 @@ class Loader:
         ds = ds.map(ReadSample(self.sources, labelers, self.context_shape))
         if not self.on_gpu:
             ds = ds.map(FinishOnHost(self.patch_shape))
-        return ds.batch(self.local_batch, drop_remainder=self.train, batch_fn=stack_batch)
+        return ds.batch(self.local_batch, drop_remainder=self.train, batch_fn=self._stacker)
 
     def __len__(self) -> int:
         """Batches per pass (valid/test); train loaders are endless."""
@@ -236,15 +239,22 @@ class Loader:
         if self._iter is None:
             self._iter = self._make_iter()
         t0 = time.perf_counter()
-        host = next(self._iter)
-        if self.worker_count > 0:  # off Grain's shared memory: the blocks are freed now, not at exit
-            host = owned(host)
+        ref = next(self._iter)
+        # views of the batch's block (no copy); a batch that did not fit the pool came through
+        # Grain's shared memory: copied off it, so its blocks are freed now, not at exit
+        host = owned(self._reader.open_batch(ref))
         t1 = time.perf_counter()
         timings: dict[str, float] = {"wait": t1 - t0}
-        batch = self._stage(host, timings)
-        timings["read"] = float(np.sum(host["read_s"]))
-        if "host_s" in host:
-            timings["host_stage"] = float(np.sum(host["host_s"]))
+        try:
+            batch = self._stage(host, timings)
+            if self.output == "numpy":  # the caller keeps these: copies, never views of the block
+                batch = {k: np.array(v) if isinstance(v, np.ndarray) else v for k, v in batch.items()}
+            timings["read"] = float(np.sum(host["read_s"]))
+            if "host_s" in host:
+                timings["host_stage"] = float(np.sum(host["host_s"]))
+        finally:
+            del host
+            self._reader.release(ref)  # the devices hold their copies: the block may be reused
         for k, v in timings.items():
             self._timings.setdefault(k, []).append(v)
         return batch
@@ -289,6 +299,8 @@ class Loader:
             it.close()
         if self.worker_count > 0:
             flush_shared_memory_deletes()
+        self._reader.close_all()  # unlink the blocks of this Loader's batches (ours only)
+        self._stacker.pool.close()
         LIVE_LOADERS.discard(self)
 
     def __enter__(self):

@@ -160,31 +160,71 @@ class FinishOnHost:
         return element
 
 
-def stack(values: Sequence[np.ndarray], fill=0) -> np.ndarray:
-    """``np.stack`` of same-shape arrays; arrays of different shapes go to the low corner of a
-    ``(B, *largest)`` array filled with ``fill`` (boxes of different samples)."""
-    shapes = {np.shape(v) for v in values}
-    if len(shapes) == 1:
-        return np.stack([np.asarray(v) for v in values])
-    big = tuple(int(m) for m in np.max([np.shape(v) for v in values], axis=0))
-    out = np.full((len(values), *big), fill, dtype=np.result_type(*values))
-    for i, v in enumerate(values):
-        out[(i, *(slice(0, n) for n in np.shape(v)))] = v
-    return out
+def _stacked(elements: Sequence[dict]) -> tuple[dict, dict]:
+    """``({key: (values, shape, dtype, fill)}, other)`` of a batch: the arrays to stack (boxes of
+    different shapes padded to the largest), and the values that travel as they are."""
+    arrays: dict[str, tuple] = {}
+    other: dict[str, Any] = {}
+    for k in elements[0]:
+        vals = [e[k] for e in elements]
+        fill = None
+        if k == "params":
+            other[k] = vals
+            continue
+        if k == "mask":
+            if all(v is None for v in vals):
+                continue  # every voxel valid: nothing shipped per voxel
+            shapes = [np.shape(e["image"])[:3] for e in elements]  # host-finished: (Z, Y, X, 1)
+            vals = [np.ones(shp, np.uint8) if v is None else v for v, shp in zip(vals, shapes)]
+            fill = 1
+        vals = [np.asarray(v) for v in vals]
+        shapes = {v.shape for v in vals}
+        big = shapes.pop() if len(shapes) == 1 else tuple(int(m) for m in np.max([v.shape for v in vals], axis=0))
+        arrays[k] = (vals, (len(vals), *big), np.result_type(*vals), fill)
+    return arrays, other
+
+
+def _fill(out: np.ndarray, vals: Sequence[np.ndarray], fill) -> None:
+    for i, v in enumerate(vals):
+        if v.shape == out.shape[1:]:
+            out[i] = v
+        else:
+            if fill is not None:
+                out[i] = fill
+            out[(i, *(slice(0, n) for n in v.shape))] = v
 
 
 def stack_batch(elements: Sequence[dict]) -> dict:
-    """Grain batch_fn: stack arrays (padded boxes), keep augmentation params as a list; a mask
-    that is all valid in every sample is left out."""
-    out: dict[str, Any] = {}
-    for k in elements[0]:
-        vals = [e[k] for e in elements]
-        if k == "params":
-            out[k] = vals
-        elif k == "mask":
-            if any(v is not None for v in vals):  # the image's spatial shape (host-finished: (Z, Y, X, 1))
-                shapes = [np.shape(e["image"])[:3] for e in elements]
-                out[k] = stack([np.ones(shp, np.uint8) if v is None else v for v, shp in zip(vals, shapes)], fill=1)
-        else:
-            out[k] = stack(vals)
+    """Grain batch_fn: stack arrays (boxes of different shapes at the low corner of the largest),
+    keep augmentation params as a list; a mask that is all valid in every sample is left out."""
+    arrays, other = _stacked(elements)
+    out = dict(other)
+    for k, (vals, shape, dtype, fill) in arrays.items():
+        out[k] = np.empty(shape, dtype)
+        _fill(out[k], vals, fill)
     return out
+
+
+class StackBatch:
+    """``stack_batch`` into reused shared-memory blocks (``batchpool``): the batch is written
+    once, Grain passes a small ``BlockRef`` between processes instead of copying arrays. Each
+    process holding a copy (the Loader, every worker) has its own pool."""
+
+    def __init__(self, token: str = ""):
+        from .batchpool import BatchPool
+
+        self.pool = BatchPool(token=token)
+        self.token = self.pool.token
+
+    def __getstate__(self) -> dict:
+        return {"token": self.token}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["token"])
+
+    def __call__(self, elements: Sequence[dict]):
+        arrays, other = _stacked(elements)
+        ref, views = self.pool.allocate({k: (a[1], a[2]) for k, a in arrays.items()}, other)
+        for k, (vals, _, _, fill) in arrays.items():
+            _fill(views[k], vals, fill)
+        return {**views, **other} if ref is None else ref
