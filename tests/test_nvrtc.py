@@ -26,7 +26,7 @@ CONNS = (6, 18, 26)
 
 
 def expressions() -> dict[str, list[str]]:
-    """file -> every name expression the glue builds (ops/*.py and augment/_gpu.py)."""
+    """file -> every name expression the glue builds (ops/*.py, augment/_gpu.py, targets/*.py)."""
     ctypes_all = sorted(set(_kernels._CTYPES.values()))
     ccl = [f"ccl_init<{t}, {i}>" for t in UNSIGNED for i in INDEX]
     ccl += [f"ccl_merge<{t}, {i}, {c}>" for t in UNSIGNED for i in INDEX for c in CONNS]
@@ -40,6 +40,10 @@ def expressions() -> dict[str, list[str]]:
         "renumber.cu": ["renumber_first"],
         "augment_warp.cu": warp,
         "augment_image.cu": ["augment_pointwise", "augment_motion", "augment_blur", "augment_noise"],
+        "targets_affinities.cu": [f"target_affinities<{t}>" for t in UNSIGNED],
+        "targets_boundaries.cu": [f"target_boundaries<{t}>" for t in UNSIGNED],
+        "targets_distance.cu": [f"edt_pass<{t}>" for t in UNSIGNED] + ["segment_max"],
+        "targets_lsd.cu": ["lsd_boxes", "lsd_pass_z", "lsd_pass"],
     }
 
 
