@@ -1,4 +1,4 @@
-"""Command line: ``neurons-jax {demo,prepare,train,preview,relabel,download,info}`` and ``neurons-relabel``.
+"""Command line: ``neurons-jax {demo,prepare,train,preview,explore,view,relabel,download,info}`` and ``neurons-relabel``.
 
 Each sub-command lives in its own module exposing ``add_arguments(parser)`` and
 ``run(args) -> int``; this file only dispatches (modules load lazily, so ``--help`` is fast).
@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("neurons_jax.commands.info", "print what a dataset root holds (volumes, shapes, voxel sizes, classes)"),
     "train": ("neurons_jax.commands.train", "train the Flax UNet example on mixed datasets"),
     "preview": ("neurons_jax.commands.preview", "write a PNG montage of one batch"),
+    "explore": ("neurons_jax.commands.explore", "statistics, pictures and an HTML report of datasets"),
+    "view": ("neurons_jax.commands.view", "a Neuroglancer viewer of a dataset (or --screenshot PNG)"),
     "relabel": ("neurons_jax.commands.relabel", "relabel a label volume (components, instances, union, renumber)"),
     "download": ("neurons_jax.commands.download", "download a public dataset (neurons-jax download --help lists the kinds)"),
 }

@@ -43,3 +43,14 @@ def test_readme_quick_start_runs(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "quick start:" in r.stdout and "'next_index': 2" in r.stdout
+
+
+def test_explore_notebook_runs_as_a_script(tmp_path):
+    """examples/03_explore.py (Jupyter percent format) walks the four sample datasets."""
+    text = (ROOT / "examples" / "03_explore.py").read_text()
+    assert text.startswith("# %% [markdown]") and text.count("# %%\n") >= 5
+    out = run("03_explore.py", str(tmp_path))
+    for kind in ("snemi3d", "cremi3d", "microns", "mitoem2"):
+        assert f"{kind}  z/x = " in out or f"{kind} z/x = " in out
+    assert "Beta   1 volume(s)" in out and "Mossy  1 volume(s)" in out
+    assert (tmp_path / "explore" / "report.html").is_file() and (tmp_path / "explore" / "stats.json").is_file()

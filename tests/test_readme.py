@@ -43,6 +43,7 @@ SKIP: dict[str, str] = {
     "make gpu-check": "needs a GPU",
     "neurons-jax download": "downloads public data (network)",
     "neurons-jax prepare snemi3d data/snemi3d": "needs data/snemi3d from neurons-jax download (network)",
+    "neurons-jax view": "serves Neuroglancer until Ctrl-C; --screenshot needs Chromium (tests/test_view.py runs both)",
 }
 TIMEOUT_S = 240  # per block
 
