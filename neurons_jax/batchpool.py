@@ -92,11 +92,14 @@ class BatchPool:
         self.blocks: list[shared_memory.SharedMemory] = []
         self.max_blocks = int(max_blocks)
         self.token = token or secrets.token_hex(4)
+        self.closed = False
         self._lock = threading.Lock()
 
     def acquire(self, nbytes: int) -> shared_memory.SharedMemory | None:
         """A free block of at least ``nbytes`` marked busy, a new one, or None past the cap."""
         with self._lock:
+            if self.closed:
+                return None
             free = [b for b in self.blocks if b.buf[0] == FREE and b.size >= nbytes]
             if free:
                 blk = min(free, key=lambda b: b.size)
@@ -127,15 +130,22 @@ class BatchPool:
             views[k][...] = v
         return {**views, **other} if ref is None else ref
 
-    def close(self) -> None:
-        """Unmap this process's blocks (the consumer unlinks them)."""
+    def close(self, unlink: bool = True) -> None:
+        """Stop making blocks and unmap (and, by default, unlink) the ones this process made:
+        the consumer unlinks those it saw; a block made after that is ours to remove."""
         with self._lock:
-            for b in self.blocks:
+            self.closed = True
+            blocks, self.blocks = self.blocks, []
+        for b in blocks:
+            try:
+                b.close()
+            except BufferError:  # a view is still alive; the mapping goes with the process
+                pass
+            if unlink:
                 try:
-                    b.close()
-                except BufferError:  # a view is still alive; the mapping goes with the process
+                    b.unlink()
+                except FileNotFoundError:  # the consumer did
                     pass
-            self.blocks = []
 
 
 def block_prefix(token: str) -> str:

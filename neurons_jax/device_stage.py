@@ -49,7 +49,7 @@ def choose(device: str, output: str) -> tuple[bool, str]:
 
 
 def device_rows(host: dict, rows: slice, gpu: int, params, patch_shape, export: Callable,
-                timings: dict) -> dict:
+                timings: dict, targets=None) -> dict:
     """Finish ``host[...][rows]`` on CuPy device ``gpu``; ``export`` each output inside its context."""
     import cupy as cp
 
@@ -57,12 +57,16 @@ def device_rows(host: dict, rows: slice, gpu: int, params, patch_shape, export: 
     mask = None if mask is None else mask[rows]
     full = mask is None or bool(mask.all())  # on the host: no device round trip, no upload of ones
     boxes = host.get("box")
+    extra = {}
+    if targets is not None:
+        extra = {"targets": targets, "grow": host["grow"][rows], "voxel_sizes": host["voxel_size"][rows],
+                 "target_params": {k: host[f"_tp_{k}"][rows] for k in targets.specs if f"_tp_{k}" in host}}
     with cp.cuda.Device(gpu):
         part = finish(
             cp.asarray(host["image"][rows]), cp.asarray(host["packed"][rows]),
             None if full else cp.asarray(mask), None if params is None else params[rows],
             patch_shape, host["instance_classes"][rows], timings,
-            boxes=None if boxes is None else boxes[rows],
+            boxes=None if boxes is None else boxes[rows], **extra,
         )
         return {k: export(v) for k, v in part.items()}
 
@@ -74,8 +78,9 @@ def to_host(a) -> np.ndarray:
 class GpuStage:
     """Callable ``(host_batch, timings) -> batch`` for one Loader (see the module docstring)."""
 
-    def __init__(self, mesh, batch_size: int, patch_shape: Sequence[int], handover: str):
+    def __init__(self, mesh, batch_size: int, patch_shape: Sequence[int], handover: str, targets=None):
         self.mesh, self.batch_size = mesh, int(batch_size)
+        self.targets = targets
         self.patch_shape = tuple(patch_shape)
         self.handover = handover
         self._pool: ThreadPoolExecutor | None = None
@@ -86,7 +91,7 @@ class GpuStage:
         params = host.get("params")
         if self.handover == "cupy":  # CuPy arrays on the current GPU
             return device_rows(host, slice(None), cp.cuda.Device().id, params, self.patch_shape,
-                               lambda v: v, timings)
+                               lambda v: v, timings, self.targets)
         import jax
         from jax.sharding import NamedSharding
         from jax.sharding import PartitionSpec as P
@@ -106,7 +111,7 @@ class GpuStage:
 
         def run(j: int) -> dict:
             _, sl, gpu = jobs[j]
-            return device_rows(host, sl, gpu, params, self.patch_shape, export, times[j])
+            return device_rows(host, sl, gpu, params, self.patch_shape, export, times[j], self.targets)
 
         if len({g for _, _, g in jobs}) > 1:
             if self._pool is None:
@@ -147,13 +152,14 @@ class DeviceStage:
     finishes it on the GPUs or takes the host-finished arrays, and makes global arrays."""
 
     def __init__(self, mesh, batch_size: int, local_batch: int, patch_shape: Sequence[int],
-                 device: str, output: str):
+                 device: str, output: str, targets=None):
         if output not in ("jax", "numpy"):
             raise ValueError(f"output must be 'jax' or 'numpy'; got {output!r}")
         self.on_gpu, self.handover = choose(device, output)
         self.mesh, self.output, self.local_batch = mesh, output, int(local_batch)
-        self.gpu = (GpuStage(mesh, batch_size if output == "jax" else local_batch, patch_shape, self.handover)
-                    if self.on_gpu else None)
+        self.gpu = (GpuStage(mesh, batch_size if output == "jax" else local_batch, patch_shape, self.handover,
+                             targets) if self.on_gpu else None)
+        self.outputs = OUTPUTS + tuple(targets.output_keys() if targets is not None else ())
         self.patch_shape = tuple(patch_shape)
         self._ones = None  # the all-valid mask, made once (a global jax.Array is immutable)
 
@@ -168,7 +174,7 @@ class DeviceStage:
             out = self.gpu(host, timings)
             out.update(self.to_global(meta) if self.output == "jax" else meta)
         else:
-            out = {**{k: host[k] for k in OUTPUTS if k in host}, **meta}
+            out = {**{k: host[k] for k in self.outputs if k in host}, **meta}
             if self.output == "jax":
                 out = self.to_global(out)
             if "mask" not in out:  # every voxel valid: the workers shipped no mask

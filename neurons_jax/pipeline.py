@@ -38,11 +38,11 @@ import grain
 import numpy as np
 
 from . import device_stage
+from .batchpool import Reader
 from .datasets.base import Dataset
 from .datasets.specs import check_weight
 from .rules import UNION_CLASSES, get_rule
 from .sampling import Locations, PatchSource
-from .batchpool import Reader
 from .transforms import DrawParams, FinishOnHost, HostLabels, ReadSample, StackBatch
 from .workers import LIVE_LOADERS, flush_shared_memory_deletes, owned, refuse_spawned_import
 
@@ -97,6 +97,12 @@ class Loader:
             or "gpu" (the kernels run even under a CPU-only JAX; batches then reach JAX through
             host memory). See ``neurons_jax.device_stage``.
         output: "jax" (global ``jax.Array`` batches) or "numpy" (host arrays, no JAX).
+        targets: ``{key: spec}`` training targets (``nj.targets.Affinities(offsets=...)``,
+            ``LSD(sigma_nm=...)``, ...) computed in the device stage from the labels warped over
+            the patch grown by each target's margin (see ``neurons_jax.target_stage``):
+            ``batch[key]`` (B, Z, Y, X, C) and ``batch[f"{key}_{output}"]`` for a spec's other
+            outputs (e.g. ``affinity_mask``). The context grows with the margin, so a loader
+            with targets reads (and draws positions for) a larger region than one without.
     """
 
     def __init__(
@@ -115,6 +121,7 @@ class Loader:
         pad: bool = False,
         device: str = "auto",
         output: str = "jax",
+        targets: Mapping[str, Any] | None = None,
         worker_buffer_size: int = 2,
         read_threads: int | None = None,
     ):
@@ -157,6 +164,11 @@ class Loader:
             raise ValueError(f"batch_size {self.batch_size} is not divisible by {self.process_count} processes")
         self.local_batch = self.batch_size // self.process_count
 
+        self.targets = None
+        if targets:
+            from .target_stage import TargetPlan
+
+            self.targets = TargetPlan(targets, self.augment_cfg)
         self.context_shape = self._context_shape()
         self.sources = [
             PatchSource(
@@ -172,7 +184,7 @@ class Loader:
             for i, (name, ds) in enumerate(zip(self.names, self.datasets))
         ]
         self._stage = device_stage.DeviceStage(self.mesh, self.batch_size, self.local_batch, self.patch_shape,
-                                               device, output)
+                                               device, output, self.targets)
         self.on_gpu, self.handover = self._stage.on_gpu, self._stage.handover
         self._stacker = StackBatch()  # batches in reused shared memory, named by the Loader's token
         self._reader = Reader(self._stacker.token)
@@ -182,11 +194,19 @@ class Loader:
 
     # ------------------------------------------------------------------ construction
     def _context_shape(self) -> tuple[int, ...]:
-        if self.augment_cfg is None:
+        sizes = {v for per in self._voxel_sizes() for v in per}
+        if self.augment_cfg is None and self.targets is None:
             return self.patch_shape
-        from .augment import context_shape
+        shapes = []
+        for vs in sizes:
+            g = self.targets.grow(vs) if self.targets is not None else np.zeros(3, np.int64)
+            grown = tuple(int(p + 2 * m) for p, m in zip(self.patch_shape, g))
+            if self.augment_cfg is None:
+                shapes.append(grown)
+            else:
+                from .augment import context_shape
 
-        shapes = [context_shape(self.augment_cfg, self.patch_shape, vs) for vs in {v for per in self._voxel_sizes() for v in per}]
+                shapes.append(context_shape(self.augment_cfg, grown, vs))
         return tuple(int(max(s)) for s in zip(*shapes))
 
     def _voxel_sizes(self) -> list[list[tuple[float, ...]]]:
@@ -202,12 +222,14 @@ class Loader:
             ds = grain.MapDataset.concatenate(parts) if len(parts) > 1 else parts[0]
         # shard by process: disjoint and complete (element k goes to process k % count)
         ds = ds[self.process_index :: self.process_count]
-        if self.augment_cfg is not None:
-            ds = ds.seed(self.seed).random_map(DrawParams(self.augment_cfg, self.patch_shape))
+        random_targets = self.targets is not None and any(
+            s.draw(np.random.default_rng(0)) is not None for s in self.targets.specs.values())
+        if self.augment_cfg is not None or random_targets:
+            ds = ds.seed(self.seed).random_map(DrawParams(self.augment_cfg, self.patch_shape, self.targets))
         labelers = [HostLabels(d.rule, self.ignore_classes, vs) for d, vs in zip(self.datasets, self._voxel_sizes())]
-        ds = ds.map(ReadSample(self.sources, labelers, self.context_shape))
+        ds = ds.map(ReadSample(self.sources, labelers, self.context_shape, self.targets))
         if not self.on_gpu:
-            ds = ds.map(FinishOnHost(self.patch_shape))
+            ds = ds.map(FinishOnHost(self.patch_shape, self.targets))
         return ds.batch(self.local_batch, drop_remainder=self.train, batch_fn=self._stacker)
 
     def __len__(self) -> int:

@@ -70,6 +70,10 @@ def finish(
     instance_classes,
     timings: dict | None = None,
     boxes=None,
+    targets=None,
+    grow=None,
+    voxel_sizes=None,
+    target_params: dict | None = None,
 ) -> dict:
     """Augment, crop and relabel a batch on its array module.
 
@@ -85,11 +89,13 @@ def finish(
     ``boxes`` (B, 2, 3) host ints ``[origin, shape]``: the arrays hold each sample's footprint
     box (``augment.footprint``) of its own context at the low corner of its row, as
     ``transforms.ReadSample`` reads them (the rest of a row is padding, never read).
+
+    ``targets`` (a ``target_stage.TargetPlan``): the training targets too, from the labels warped
+    over the patch grown by ``grow`` (B, 3) host ints (``augment.grow``; without params the
+    arrays' centre crop of that size); ``voxel_sizes`` (B, 3) and ``target_params``
+    ``{key: (B, ...)}`` (random specs' numbers) as the Loader carries them.
     """
     import time
-
-    from .ops.components import component_ids
-    from .ops.instances import instance_ids
 
     xp = array_module(images)
     B = images.shape[0]
@@ -128,12 +134,73 @@ def finish(
                 out_msk[sel] = 1 if full_mask else mk
     t1 = time.perf_counter()
     semantic, inst_src = unpack_labels(out_lab)
-    instance = component_ids(inst_src)  # relabel_after_crop: pieces cut apart by the crop split
     classes = np.asarray(instance_classes, np.int64).reshape(B, 2)
-    for interior, boundary in {tuple(c) for c in classes.tolist() if c != [0, 0]}:  # rules, not labels
-        sel = xp.asarray(np.flatnonzero((classes[:, 0] == interior) & (classes[:, 1] == boundary)))
-        instance[sel] = instance_ids(semantic[sel], interior=interior, boundary=boundary)
+    instance = instances(semantic, inst_src, classes)
+    out = {"image": out_img[..., None], "semantic": semantic, "instance": instance, "mask": out_msk}
+    if targets is not None:
+        out.update(_targets(targets, packed, masks, params, boxes, patch_shape, classes, grow, voxel_sizes,
+                            target_params or {}, out))
     if timings is not None:
         timings["augment"] = timings.get("augment", 0.0) + t1 - t0
         timings["labels"] = timings.get("labels", 0.0) + time.perf_counter() - t1
-    return {"image": out_img[..., None], "semantic": semantic, "instance": instance, "mask": out_msk}
+    return out
+
+
+def instances(semantic, inst_src, classes: np.ndarray):
+    """Instance ids of a batch: connected pieces of the instance sources (``relabel_after_crop``:
+    pieces cut apart by the crop split), and for rows with (interior, boundary) classes the
+    boundary-separated instances of their semantic."""
+    from .ops.components import component_ids
+    from .ops.instances import instance_ids
+
+    xp = array_module(semantic)
+    instance = component_ids(inst_src)
+    for interior, boundary in {tuple(c) for c in classes.tolist() if c != [0, 0]}:  # rules, not labels
+        sel = xp.asarray(np.flatnonzero((classes[:, 0] == interior) & (classes[:, 1] == boundary)))
+        instance[sel] = instance_ids(semantic[sel], interior=interior, boundary=boundary)
+    return instance
+
+
+def _targets(plan, packed, masks, params, boxes, patch_shape, classes, grow, voxel_sizes, tparams, out) -> dict:
+    """The targets of ``plan`` (see ``finish``), one group of rows per grow margin."""
+    from . import augment
+    from .target_stage import finish_targets
+
+    xp = array_module(packed)
+    B = packed.shape[0]
+    grow = np.asarray(grow, np.int64).reshape(B, 3)
+    full_mask = masks is None or bool(masks.all())
+    groups: dict[tuple, list[int]] = {}
+    for i, g in enumerate(grow.tolist()):
+        groups.setdefault(tuple(g), []).append(i)
+    res: dict = {}
+    for g, rows in groups.items():
+        one = len(groups) == 1
+        sel = slice(None) if one else xp.asarray(np.asarray(rows))
+        grown_shape = tuple(int(p + 2 * m) for p, m in zip(patch_shape, g))
+        if params is None:
+            lab = center_crop(packed[sel], grown_shape)
+            msk = None if full_mask else center_crop(masks[sel], grown_shape)
+        else:
+            gp = [augment.grow(params[i], g) for i in rows]
+            if boxes is not None:
+                _, lab, msk = augment.apply_batch(gp, None, packed[sel], None if full_mask else masks[sel],
+                                                  boxes=np.asarray(boxes, np.int64)[rows])
+            else:
+                ctx = tuple(gp[0].context_shape)
+                _, lab, msk = augment.apply_batch(gp, None, center_crop(packed[sel], ctx),
+                                                  None if full_mask else center_crop(masks[sel], ctx))
+        if msk is None:
+            msk = xp.ones(lab.shape, xp.uint8)
+        sem_g, src_g = unpack_labels(lab)
+        ids_g = instances(sem_g, src_g, classes[rows])
+        patch_out = {k: out[k][sel] for k in ("instance", "semantic", "mask")}
+        part = finish_targets(plan, {"ids": ids_g, "semantic": sem_g, "mask": msk}, patch_out,
+                              np.asarray(voxel_sizes, np.float64).reshape(B, 3)[rows],
+                              {k: np.asarray(v)[rows] for k, v in tparams.items()}, patch_shape)
+        for k, v in part.items():
+            if one:
+                res[k] = v
+            else:
+                res.setdefault(k, xp.empty((B, *v.shape[1:]), v.dtype))[sel] = v
+    return res

@@ -87,16 +87,28 @@ class HostLabels:
 
 class DrawParams:
     """Grain random map: draws one sample's augmentation params from its per-element RNG, for
-    the voxel size of the sample's own volume (a MitoEM2 dataset mixes 16³ and 30×8×8 nm)."""
+    the voxel size of the sample's own volume (a MitoEM2 dataset mixes 16³ and 30×8×8 nm).
 
-    def __init__(self, cfg, patch_shape: Sequence[int]):
-        self.cfg, self.patch_shape = cfg, tuple(patch_shape)
+    With training targets (``plan``, a ``target_stage.TargetPlan``) the sample's context holds
+    the patch grown by the targets' margin (``grow``), and the random targets draw their numbers
+    after the params (the params are those drawn without targets)."""
+
+    def __init__(self, cfg, patch_shape: Sequence[int], plan=None):
+        self.cfg, self.patch_shape, self.plan = cfg, tuple(patch_shape), plan
 
     def __call__(self, element: dict, rng: np.random.Generator) -> dict:
         from . import augment
 
         vs = tuple(float(v) for v in element["voxel_size"])
-        element["params"] = augment.draw(self.cfg, rng, self.patch_shape, vs)
+        if self.cfg is not None:
+            element["params"] = augment.draw(self.cfg, rng, self.patch_shape, vs)
+        if self.plan is not None:
+            g = self.plan.grow(vs)
+            element["grow"] = g
+            if self.cfg is not None:
+                grown = tuple(int(p + 2 * m) for p, m in zip(self.patch_shape, g))
+                element["params"].context_shape = augment.context_shape(self.cfg, grown, vs)
+            element.update(self.plan.draw(rng))
         return element
 
 
@@ -105,24 +117,34 @@ class ReadSample:
     params), then its dataset's ``HostLabels``. Adds ``box`` ``[origin, shape]`` (2, 3) int64
     within ``params.context_shape`` when params are present; ``mask`` is None when all valid."""
 
-    def __init__(self, sources: Sequence, labelers: Sequence[HostLabels], context_shape: Sequence[int]):
+    def __init__(self, sources: Sequence, labelers: Sequence[HostLabels], context_shape: Sequence[int],
+                 plan=None):
         self.sources, self.labelers = list(sources), list(labelers)
         self.context_shape = np.asarray(context_shape, np.int64)
+        self.plan = plan
 
     def __call__(self, element: dict) -> dict:
-        from .augment.footprint import footprint
+        from .augment import footprint, grow
 
         t0 = time.perf_counter()
         d = int(element["dataset"])
         src = self.sources[d]
         origin = element.pop("origin")
         p = element.get("params")
-        if p is None:
+        g = None
+        if self.plan is not None:
+            g = element.get("grow")
+            if g is None:
+                g = element["grow"] = self.plan.grow(element["voxel_size"])
+        if p is None and (src.train or g is None):
             lo, region, box = origin, (src.context_shape if src.train else src.patch_shape), None
+        elif p is None:  # evaluation tiles with targets: the tile grown by the targets' margin
+            lo, region, box = origin - g, tuple(int(n + 2 * m) for n, m in zip(src.patch_shape, g)), None
         else:
-            # the sample's own context is centred in the loader's (the largest over voxel sizes)
+            # the sample's own context is centred in the loader's (the largest over voxel sizes);
+            # with targets the grown label warp reads the most
             base = origin + (self.context_shape - np.asarray(p.context_shape, np.int64)) // 2
-            o, shape = footprint(p)
+            o, shape = footprint(p if g is None else grow(p, g))
             lo, region, box = base + o, shape, np.stack([o, shape])
         image, label, mask = src.read_region(int(element["volume"]), lo, region, int(element["index"]))
         element.update(image=image, label=label, mask=mask)
@@ -136,14 +158,21 @@ class ReadSample:
 class FinishOnHost:
     """Grain map running the whole device stage per sample on the CPU (inside the workers)."""
 
-    def __init__(self, patch_shape: Sequence[int]):
-        self.patch_shape = tuple(patch_shape)
+    def __init__(self, patch_shape: Sequence[int], plan=None):
+        self.patch_shape, self.plan = tuple(patch_shape), plan
 
     def __call__(self, element: dict) -> dict:
         t0 = time.perf_counter()
         p = element.pop("params", None)
         box = element.pop("box", None)
         mask = element.pop("mask", None)
+        extra = {}
+        if self.plan is not None:
+            extra = {
+                "targets": self.plan, "grow": element["grow"][None], "voxel_sizes": element["voxel_size"][None],
+                "target_params": {k: element.pop(f"_tp_{k}")[None] for k in self.plan.specs
+                                  if f"_tp_{k}" in element},
+            }
         out = finish(
             element.pop("image")[None],
             element.pop("packed")[None],
@@ -152,6 +181,7 @@ class FinishOnHost:
             self.patch_shape,
             element["instance_classes"][None],
             boxes=None if box is None else box[None],
+            **extra,
         )
         element.update({k: v[0] for k, v in out.items()})
         if mask is None:

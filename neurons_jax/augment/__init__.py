@@ -23,7 +23,8 @@ from __future__ import annotations
 from . import table
 from .apply import apply, apply_batch
 from .config import AugmentConfig, context_shape, is_isotropic, margins
-from .params import AugmentParams, draw, identity
+from .footprint import footprint
+from .params import AugmentParams, draw, grow, identity
 
 __all__ = [
     "AugmentConfig",
@@ -32,6 +33,8 @@ __all__ = [
     "apply_batch",
     "context_shape",
     "draw",
+    "footprint",
+    "grow",
     "identity",
     "is_isotropic",
     "margins",

@@ -102,6 +102,40 @@ def identity(patch_shape, context_shape=None, voxel_size=(1.0, 1.0, 1.0)) -> Aug
     return AugmentParams(p, c, tuple(float(v) for v in voxel_size))  # type: ignore[arg-type]
 
 
+def grow(params: AugmentParams, margin) -> AugmentParams:
+    """The label warp of ``params`` over the patch grown by ``margin`` (z, y, x) on every side.
+
+    Training targets (affinities, LSDs, ...) need labels beyond the patch; the grown params give
+    the same source coordinate to every patch voxel (``q = k - (P - 1) / 2`` is unchanged for
+    the grown canonical index ``k + m``, and so are the B-spline's control positions), the
+    margins continue the same affine, elastic field and misalignment (the edge section's shift).
+    Image-only ops are dropped: the grown params warp labels and masks only. ``params.context``
+    must hold the grown footprint (``context_shape(cfg, patch + 2 * margin, voxel_size)``). Axes
+    the symmetry exchanges must get equal margins (their grown extents stay equal).
+
+    >>> p = identity((2, 4, 4), (6, 8, 8))
+    >>> grow(p, (1, 2, 2)).patch_shape
+    (4, 8, 8)
+    """
+    m = tuple(int(v) for v in margin)
+    if len(m) != 3 or min(m) < 0:
+        raise ValueError(f"margin: expected 3 non-negative voxel counts (z, y, x), got {margin!r}")
+    for i, j in enumerate(params.perm):
+        if m[i] != m[j]:
+            raise ValueError(f"margin {m}: axes {i} and {j} are exchanged by the symmetry {params.perm}; "
+                             "their margins must be equal")
+    mis = params.misalign
+    if mis is not None and m[0]:
+        mis = np.pad(mis, ((m[0], m[0]), (0, 0)), mode="edge")
+    return dataclasses.replace(
+        params,
+        patch_shape=tuple(int(p + 2 * g) for p, g in zip(params.patch_shape, m)),
+        misalign=mis, zsrc=None, blank=None, low_contrast=None, intensity=False,
+        section_scale=None, section_shift=None, gamma=1.0, lines=None, blobs=None, motion=None,
+        blur_sigma=0.0, noise_sigma=0.0, extra={},
+    )
+
+
 @dataclass
 class Draw:
     """What an op's ``draw`` sees: consume ``rng`` only, fill ``params``, append ``applied`` names.
