@@ -30,27 +30,20 @@ SEM_BITS = 3
 @numba.njit(cache=True, nogil=True)
 def _union_pack(flat, edges, cls, keep, out):  # pragma: no cover - compiled
     n_edges = edges.shape[0]
-    top = 0
+    top = np.uint64(0)  # unsigned throughout: a signed/unsigned mix would go through float64
+    mask29 = np.uint64(0x1FFFFFFF)
+    shift = np.uint64(SEM_BITS)
+    keep_ids = np.uint64(1 if keep else 0)
     for i in range(flat.shape[0]):
         v = flat[i]
-        # number of edges <= v (binary search; the tables are short)
-        lo, hi = 0, n_edges
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if edges[mid] <= v:
-                lo = mid + 1
-            else:
-                hi = mid
-        c = cls[lo]
-        if c == 0:
-            out[i] = 0
-        elif not keep:
-            out[i] = np.uint32(c)
-        else:
-            u = np.uint64(v)
-            if u > top:
-                top = u
-            out[i] = np.uint32(((u & np.uint64(0x1FFFFFFF)) << np.uint64(SEM_BITS)) | np.uint64(c))
+        k = 0  # number of edges <= v: branch-free for the short tables of the rules
+        for j in range(n_edges):
+            k += edges[j] <= v
+        c = np.uint64(cls[k])
+        labelled = np.uint64(c != 0)
+        u = np.uint64(v) * labelled * keep_ids
+        top = max(top, u)
+        out[i] = np.uint32(((u & mask29) << shift) | c)
     return top
 
 
