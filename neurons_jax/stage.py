@@ -100,9 +100,10 @@ def finish(
     xp = array_module(images)
     B = images.shape[0]
     t0 = time.perf_counter()
-    out_img = xp.empty((B, *patch_shape), xp.float32)
-    out_lab = xp.empty((B, *patch_shape), xp.uint32)
     out_msk = xp.empty((B, *patch_shape), xp.uint8)
+    if params is None or boxes is None:
+        out_img = xp.empty((B, *patch_shape), xp.float32)
+        out_lab = xp.empty((B, *patch_shape), xp.uint32)
     if params is None:
         out_img[...] = to_float_image(center_crop(images, patch_shape))
         out_lab[...] = center_crop(packed, patch_shape)
@@ -113,9 +114,8 @@ def finish(
         # the warp reads real context only, so an all-valid mask stays all-valid: skip its warp
         full_mask = masks is None or bool(masks.all())
         if boxes is not None:  # footprint boxes: one call, every sample carries its own context
-            im, lb, mk = augment.apply_batch(params, images, packed, None if full_mask else masks,
-                                             boxes=np.asarray(boxes, np.int64))
-            out_img[...], out_lab[...] = im, lb
+            out_img, out_lab, mk = augment.apply_batch(params, images, packed, None if full_mask else masks,
+                                                       boxes=np.asarray(boxes, np.int64))  # no copy
             out_msk[...] = 1 if full_mask else mk
         else:
             # samples of one context shape go through one batched call (one launch per op on a GPU)

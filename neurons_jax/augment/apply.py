@@ -161,6 +161,8 @@ def apply_batch(params_list: Sequence, images=None, labels=None, masks=None, box
         apply(p, *(row(a, i) for a in (images, labels, masks)), origin=None if boxes is None else boxes[i, 0])
         for i, p in enumerate(params_list)
     ]
+    if b == 1:  # one sample (the Loader's CPU stage): a view, not a copy
+        return tuple(None if o is None else o[None] for o in outs[0])
     return tuple(
         None if a is None else np.stack([o[j] for o in outs]) for j, a in enumerate((images, labels, masks))
     )
