@@ -8,9 +8,15 @@ MONAI runs RandFlipd (3 axes), RandRotate90d, Rand3DElasticd, RandGaussianNoised
 RandAdjustContrastd on the same patch in the same run; it is skipped when not installed
 (``.venv/bin/pip install torch==2.13.0 monai``: CPU torch, only for this benchmark).
 
+Also measures the CPU cost per sample of the warp by path (planar: 40x4x4 nm voxels; off-plane:
+10 nm isotropic draws whose warp leaves the section plane, i.e. 3D elastic) with image uint8 +
+labels uint32, and of the image ops (``apply.image_ops``) after it, at 32x128x128 and 32x256x256
+with the default config: median CPU ms of ``--path-n`` draws per row (``--paths-only``: just these).
+
 Usage:
     .venv/bin/python benchmarks/bench_augment.py [--n 30] [--monai-n 4] [--gpu-batch 64]
-Writes benchmarks/results/augment.json and prints a table.
+    .venv/bin/python benchmarks/bench_augment.py --paths-only [--path-n 25]
+Writes benchmarks/results/augment.json (augment_paths.json with --paths-only) and prints a table.
 """
 
 from __future__ import annotations
@@ -186,6 +192,64 @@ def gpu(batch: int, n_batches: int):
     return out
 
 
+PATH_SIZES = ((32, 128, 128), (32, 256, 256))
+PATHS = (("planar", (40.0, 4.0, 4.0)), ("off-plane", (10.0, 10.0, 10.0)))
+
+
+def path_costs(n: int, warp=None, image_ops=None, sizes=PATH_SIZES) -> dict:
+    """Median CPU ms per sample of the warp (image uint8 + labels uint32) on each path and of
+    the image ops after it, default config, one thread; ``warp``/``image_ops``: the functions
+    measured (default: ``geometry.warp``, ``apply.image_ops``)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    from neurons_jax import augment
+    from neurons_jax.augment import AugmentConfig, geometry
+    from neurons_jax.augment.apply import image_ops as _image_ops
+
+    warp = warp or geometry.warp
+    image_ops = image_ops or _image_ops
+    cfg = AugmentConfig()
+    out: dict = {}
+    for patch in sizes:
+        key = "x".join(map(str, patch))
+        for path, vs in PATHS:
+            ctx = augment.context_shape(cfg, patch, vs)
+            img, lab = make_data(ctx)
+            rng = np.random.default_rng(0)
+            tw, ti, warm = [], [], 2
+            while len(tw) < n:
+                p = augment.draw(cfg, rng, patch, vs)
+                if p.planar != (path == "planar"):
+                    continue
+                c = time.process_time()
+                w = warp(p, img, lab)
+                c1 = time.process_time()
+                image_ops(p, w[0])
+                c2 = time.process_time()
+                if warm:
+                    warm -= 1
+                    continue
+                tw.append(c1 - c)
+                ti.append(c2 - c1)
+            out[f"{key} {path}"] = {
+                "warp_ms": 1e3 * statistics.median(tw), "image_ops_ms": 1e3 * statistics.median(ti),
+                "n": n, "context": ctx,
+            }
+        pl, op = out[f"{key} planar"]["warp_ms"], out[f"{key} off-plane"]["warp_ms"]
+        out[f"{key} off-plane / planar"] = op / pl
+    return out
+
+
+def print_paths(res: dict) -> None:
+    print(f"{'patch, path (default config)':34s} {'warp ms':>8s} {'image ops ms':>13s}")
+    for k, v in res.items():
+        if isinstance(v, dict):
+            print(f"{k:34s} {v['warp_ms']:8.1f} {v['image_ops_ms']:13.1f}")
+        else:
+            print(f"{k:34s} {v:8.2f}x")
+
+
 def draw_rate(n=2000):
     from neurons_jax import augment
 
@@ -203,14 +267,31 @@ def main(argv=None) -> int:
     ap.add_argument("--gpu-batch", type=int, default=64)
     ap.add_argument("--gpu-batches", type=int, default=10)
     ap.add_argument("--skip-monai", action="store_true")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "augment.json"))
+    ap.add_argument("--path-n", type=int, default=25, help="draws per warp path / size")
+    ap.add_argument("--paths-only", action="store_true", help="only the per-path warp / image-op costs")
+    ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    if a.paths_only:
+        _pin(cores[0])
+        res = {"machine": f"{platform.machine()}, {len(cores)} cores", "paths": path_costs(a.path_n)}
+        out = Path(a.out or ROOT / "benchmarks" / "results" / "augment_paths.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".tmp").write_text(json.dumps(res, indent=2))
+        out.with_suffix(".tmp").replace(out)
+        print_paths(res["paths"])
+        return 0
+    a.out = a.out or str(ROOT / "benchmarks" / "results" / "augment.json")
     res = {
         "machine": f"{platform.machine()}, {len(cores)} cores ({platform.processor() or 'cpu'})",
         "patch": PATCH, "voxel_size": VOXEL, "command": "benchmarks/bench_augment.py " + " ".join(argv or sys.argv[1:]),
         "draws_per_s_one_core": draw_rate(),
     }
+    before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    _pin(cores[0])
+    res["paths"] = path_costs(a.path_n)
+    if before is not None:
+        os.sched_setaffinity(0, before)
     rows = []
     for name in configs():
         r1 = one_core(nj_worker, name, a.n, 2)
@@ -251,6 +332,7 @@ def main(argv=None) -> int:
     if monai_ok:
         print(f"elastic path, per core: neurons_jax / MONAI = {res['ratio_elastic_path_per_core']:.1f}x")
     print("GPU:", json.dumps(res["gpu"]))
+    print_paths(res["paths"])
     return 0
 
 

@@ -1,7 +1,10 @@
 // Fused augmentation warp: one launch samples image, labels and mask of a whole batch.
 //
-// Batch (B, PZ, PY, PX) of outputs from contexts (B, CZ, CY, CX), C order. For output voxel o of
-// sample b (neurons_jax/augment/grid.py is the reference; every step below repeats it):
+// Batch (B, PZ, PY, PX) of outputs from inputs (B, SZ, SY, SX), C order: row b holds a box of
+// sample b's context (shape C_b) at its low corner, the box [origin_b, origin_b + box_b) (the
+// whole context when origin = 0 and box = C = S; the rest of the row is padding, never read).
+// For output voxel o of sample b (neurons_jax/augment/grid.py is the reference; every step below
+// repeats it):
 //   k_a = flip_a ? P_a - 1 - o[perm_a] : o[perm_a]            exact symmetry (canonical index)
 //   q_a = float(k_a) - (P_a - 1) / 2
 //   s_a = ((c_a + ((A[a,0] q_z + A[a,1] q_y) + A[a,2] q_x)) + d_a) + t_a
@@ -14,6 +17,10 @@
 //
 // fpar (B, 12): affine row-major (9), unused (3).
 // ipar (B, 8): perm (3), flip (3), planar, flags (1: elastic grid, 2: misalignment).
+// gpar (B, 9): context shape C (3), box origin (3), box shape (3). Positions are computed in the
+// full-context frame (centre c = (C - 1) / 2); every tap is an integer there (floor, +1, rint),
+// then the origin is subtracted and the tap clamped to the box: no float rounding is added, so a
+// box holding every tap gives the full context's output exactly.
 // TI: the image type, read as float(v) / float(max of the type), the scaling of
 // neurons_jax/stage.py to_float_image: unsigned char (/255), unsigned short (/65535), unsigned int
 // (/4294967296.0f, float32 of 2**32 - 1), signed char (/127), short (/32767), int
@@ -94,15 +101,16 @@ __device__ __forceinline__ float nj_spline(const float* G, int gy, int gx, const
 }
 
 template <typename TI>
-__device__ __forceinline__ float nj_bilinear(const TI* src, int cy, int cx, float sy, float sx) {
-  const float fy = floorf(sy), fx = floorf(sx);
-  const float ty = NJ_SUB(sy, fy), tx = NJ_SUB(sx, fx);
+__device__ __forceinline__ float nj_bilinear(const TI* src, int by, int bx, int oy, int ox,
+                                             int sx, float sy_, float sx_) {
+  const float fy = floorf(sy_), fx = floorf(sx_);
+  const float ty = NJ_SUB(sy_, fy), tx = NJ_SUB(sx_, fx);
   // each tap clamped on its own: a border voxel is replicated (cv2 BORDER_REPLICATE), also
-  // for a coordinate just below 0, whose lower tap is -1
-  const int y0 = nj_clamp((int)fy, cy - 1), x0 = nj_clamp((int)fx, cx - 1);
-  const int y1 = nj_clamp((int)fy + 1, cy - 1), x1 = nj_clamp((int)fx + 1, cx - 1);
-  const float v0 = nj_lerp(nj_load(src, (long long)y0 * cx + x0), nj_load(src, (long long)y0 * cx + x1), tx);
-  const float v1 = nj_lerp(nj_load(src, (long long)y1 * cx + x0), nj_load(src, (long long)y1 * cx + x1), tx);
+  // for a coordinate just below 0, whose lower tap is -1; box frame = context frame - origin
+  const int y0 = nj_clamp((int)fy - oy, by - 1), x0 = nj_clamp((int)fx - ox, bx - 1);
+  const int y1 = nj_clamp((int)fy + 1 - oy, by - 1), x1 = nj_clamp((int)fx + 1 - ox, bx - 1);
+  const float v0 = nj_lerp(nj_load(src, (long long)y0 * sx + x0), nj_load(src, (long long)y0 * sx + x1), tx);
+  const float v1 = nj_lerp(nj_load(src, (long long)y1 * sx + x0), nj_load(src, (long long)y1 * sx + x1), tx);
   return nj_lerp(v0, v1, ty);
 }
 
@@ -114,14 +122,15 @@ __global__ void augment_warp(const TI* __restrict__ img, float* __restrict__ img
                              const float* __restrict__ elastic, const float* __restrict__ misalign,
                              const float* __restrict__ wz, const int* __restrict__ iz,
                              const float* __restrict__ wy, const int* __restrict__ iy,
-                             const float* __restrict__ wx, const int* __restrict__ ix, int pz,
-                             int py, int px, int cz, int cy, int cx, int gz, int gy, int gx,
-                             int has_img, int has_lab, int has_msk, long long total) {
+                             const float* __restrict__ wx, const int* __restrict__ ix,
+                             const int* __restrict__ gpar, int pz, int py, int px, int sz,
+                             int sy, int sx, int gz, int gy, int gx, int has_img, int has_lab,
+                             int has_msk, long long total) {
   const long long pvox = (long long)pz * py * px;
-  const long long cvox = (long long)cz * cy * cx;
+  const long long svox = (long long)sz * sy * sx;
   const long long gvox = (long long)gz * gy * gx;
   const int P[3] = {pz, py, px};
-  const int C[3] = {cz, cy, cx};
+  const int S[3] = {sz, sy, sx};
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
        i += (long long)blockDim.x * gridDim.x) {
     const long long b = i / pvox;
@@ -130,6 +139,9 @@ __global__ void augment_warp(const TI* __restrict__ img, float* __restrict__ img
     const int o[3] = {(int)(r / (upx * (unsigned int)py)), (int)((r / upx) % (unsigned int)py), (int)(r % upx)};
     const int* ip = ipar + b * 8;
     const float* A = fpar + b * 12;
+    const int* C = gpar + b * 9;  // context shape, then box origin (C + 3), box shape (C + 6)
+    const int* O = C + 3;
+    const int* X = C + 6;
     const int planar = ip[6], flags = ip[7];
     int k[3];
     float q[3];
@@ -156,27 +168,28 @@ __global__ void augment_warp(const TI* __restrict__ img, float* __restrict__ img
       s[2] = NJ_ADD(s[2], t[1]);
     }
     if (has_img) {
-      const TI* src = img + b * cvox;
+      const TI* src = img + b * svox;
+      const long long sec = (long long)sy * sx;
       float v;
       if (planar) {
-        const int z = nj_clamp((int)rintf(s[0]), cz - 1);
-        v = nj_bilinear(src + (long long)z * cy * cx, cy, cx, s[1], s[2]);
+        const int z = nj_clamp((int)rintf(s[0]) - O[0], X[0] - 1);
+        v = nj_bilinear(src + z * sec, X[1], X[2], O[1], O[2], sx, s[1], s[2]);
       } else {
         const float fz = floorf(s[0]);
         const float tz = NJ_SUB(s[0], fz);
-        const int z0 = nj_clamp((int)fz, cz - 1);
-        const int z1 = nj_clamp((int)fz + 1, cz - 1);
-        const float v0 = nj_bilinear(src + (long long)z0 * cy * cx, cy, cx, s[1], s[2]);
-        const float v1 = nj_bilinear(src + (long long)z1 * cy * cx, cy, cx, s[1], s[2]);
+        const int z0 = nj_clamp((int)fz - O[0], X[0] - 1);
+        const int z1 = nj_clamp((int)fz + 1 - O[0], X[0] - 1);
+        const float v0 = nj_bilinear(src + z0 * sec, X[1], X[2], O[1], O[2], sx, s[1], s[2]);
+        const float v1 = nj_bilinear(src + z1 * sec, X[1], X[2], O[1], O[2], sx, s[1], s[2]);
         v = nj_lerp(v0, v1, tz);
       }
       img_out[i] = v;
     }
     if (has_lab || has_msk) {
       long long n = 0;
-      for (int a = 0; a < 3; ++a) n = n * C[a] + nj_clamp((int)rintf(s[a]), C[a] - 1);
-      if (has_lab) lab_out[i] = lab[b * cvox + n];
-      if (has_msk) msk_out[i] = msk[b * cvox + n];
+      for (int a = 0; a < 3; ++a) n = n * S[a] + nj_clamp((int)rintf(s[a]) - O[a], X[a] - 1);
+      if (has_lab) lab_out[i] = lab[b * svox + n];
+      if (has_msk) msk_out[i] = msk[b * svox + n];
     }
   }
 }

@@ -85,3 +85,45 @@ def border_params():
     q.affine = np.array([[1, 0.1, 0], [0, 1, 0], [0, 0, 1]], np.float32)  # z = k + 0.1 (y - 3.5)
     assert p.planar and not q.planar
     return p, q
+
+
+def tap_box(params, rng=None):
+    """``(origin, shape)`` of the smallest box holding every tap the warp reads for ``params``
+    (image: floor and floor + 1 of each position, planar z: int(z); labels: rint), each tap
+    clamped to the context as the warp clamps it; ``rng``: grow it by a random margin."""
+    from neurons_jax.augment import grid
+
+    s = grid.source_coords(params).reshape(3, -1)
+    ctx = np.asarray(params.context_shape)
+    lo, hi = np.empty(3, np.int64), np.empty(3, np.int64)
+    for a in range(3):
+        if a == 0 and params.planar:
+            taps = [s[0].astype(np.int64)]
+        else:
+            f = np.floor(s[a]).astype(np.int64)
+            taps = [f, f + 1]
+        taps.append(np.rint(s[a]).astype(np.int64))
+        t = np.clip(np.concatenate(taps), 0, ctx[a] - 1)
+        lo[a], hi[a] = t.min(), t.max() + 1
+    if rng is not None:
+        lo = np.maximum(0, lo - rng.integers(0, 3, 3))
+        hi = np.minimum(ctx, hi + rng.integers(0, 3, 3))
+    return lo, hi - lo
+
+
+def path_params(n, seed=0):
+    """``n`` params of every warp path (planar, planar + z transpose, off-plane, elastic,
+    misalignment, flips, rot90) for anisotropic and isotropic cubic patches."""
+    from neurons_jax import augment
+    from neurons_jax.augment import AugmentConfig
+
+    geo = AugmentConfig.off(
+        flip_prob=(0.5, 0.5, 0.5), rot90_prob=0.5, transpose_xy_prob=0.5, transpose_z_prob=0.5,
+        rotate_prob=0.7, scale_prob=0.7, elastic_prob=0.6, misalign_prob=0.5, rotate_3d_prob=0.4,
+        elastic_sigma_nm=(8.0, 20.0),
+    )
+    cube = geo.replace(elastic_prob=0.3, rotate_3d_prob=0.3)  # planar z transposes come too
+    rng = np.random.default_rng(seed)
+    cases = (((40, 4, 4), (5, 24, 20), geo), ((10, 10, 10), (12, 12, 12), cube),
+             ((10, 10, 10), (6, 14, 10), geo))
+    return [augment.draw(c[2], rng, c[1], c[0]) for c in (cases[i % 3] for i in range(n))]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
-from augment_cases import border_params, random_image
+from augment_cases import border_params, path_params, random_image, tap_box
 
 from neurons_jax import augment
-from neurons_jax.augment import AugmentConfig, draw, geometry, grid
+from neurons_jax.augment import AugmentConfig, _cpu_warp, draw, geometry, grid
 from neurons_jax.augment.params import identity
 from neurons_jax.backend import to_numpy
 from neurons_jax.datasets import _common
@@ -173,20 +174,117 @@ def test_symmetries_match_the_index_formula():
     assert len(seen) > 20
 
 
-def test_planar_cv2_path_matches_the_shared_float32_formula():
-    """cv2.remap (CPU) and the trilinear/rint formula (what the CUDA kernel computes) agree."""
+def _reference(p, img, lab):
+    """The warp's tap rules in NumPy from ``grid.source_coords`` (float64 bilinear / trilinear,
+    nearest at rint, each tap clamped to the context), then the symmetry as an array view."""
+    s = grid.source_coords(p).astype(np.float64)
+    c = p.context_shape
+    f = to_float_image(img).astype(np.float64)
+
+    def cl(v, a):
+        return np.clip(v, 0, c[a] - 1).astype(np.int64)
+
+    fy, fx = np.floor(s[1]), np.floor(s[2])
+    ty, tx = s[1] - fy, s[2] - fx
+    y0, y1, x0, x1 = cl(fy, 1), cl(fy + 1, 1), cl(fx, 2), cl(fx + 1, 2)
+
+    def bil(z):
+        return (f[z, y0, x0] * (1 - tx) + f[z, y0, x1] * tx) * (1 - ty) + (f[z, y1, x0] * (1 - tx) + f[z, y1, x1] * tx) * ty
+
+    if p.planar:
+        out = bil(cl(np.trunc(s[0]), 0))
+        nz = cl(np.trunc(s[0]), 0)
+    else:
+        fz = np.floor(s[0])
+        out = bil(cl(fz, 0)) * (1 - (s[0] - fz)) + bil(cl(fz + 1, 0)) * (s[0] - fz)
+        nz = cl(np.rint(s[0]), 0)
+    olab = lab[nz, cl(np.rint(s[1]), 1), cl(np.rint(s[2]), 2)]
+    return grid.apply_sym(out, p.perm, p.flip), grid.apply_sym(olab, p.perm, p.flip)
+
+
+def test_one_pass_warp_follows_the_tap_rules_on_every_path():
+    """Every path (planar, planar + z transpose, off-plane, elastic, misalignment, symmetries):
+    the kernel's positions are grid.source_coords bit for bit, images follow the tap rules within
+    1e-5, labels bitwise; a z-transposed planar warp is one pass too (no copy afterwards)."""
     rng = np.random.default_rng(0)
-    for _ in range(6):
-        p = draw(GEOMETRY, rng, (5, 40, 40), (40, 4, 4))
-        assert p.planar
+    seen = set()
+    for p in path_params(36):
+        c = np.empty((3, *p.patch_shape), np.float32)
+        _cpu_warp.warp(p, None, None, None, None, coords=c)
+        assert np.array_equal(c, grid.source_coords(p)), p.applied
+        img = random_image(rng, (np.uint8, np.int16, np.float32, np.uint32)[len(seen) % 4], p.context_shape)
+        lab = rng.integers(0, 2**63, p.context_shape, dtype=np.uint64)
+        out, olab, _ = geometry.warp(p, img, lab)
+        ref, rlab = _reference(p, img, lab)
+        assert out.flags.c_contiguous and olab.flags.c_contiguous
+        np.testing.assert_allclose(out, ref, atol=1e-5, err_msg=str(p.applied))
+        assert np.array_equal(olab, rlab), p.applied
+        seen.add(("planar" if p.planar else "off-plane", p.perm[0] != 0, p.elastic is not None))
+    assert {("planar", True, False), ("planar", False, True), ("off-plane", False, True)} <= seen, seen
+
+
+def test_images_equal_cv2_remap_bitwise():
+    """The bilinear arithmetic is cv2.remap INTER_LINEAR's (the former CPU path): planar sections
+    and the z lerp of two remapped sections equal OpenCV's output bit for bit."""
+    rng = np.random.default_rng(1)
+    n = 0
+    for p in path_params(24, seed=1):
+        if p.perm[0] != 0:
+            continue
         img = rng.random(p.context_shape, dtype=np.float32)
-        lab = rng.integers(0, 2**32, p.context_shape, dtype=np.uint64).astype(np.uint32)
-        a = geometry._warp_planar(p, img, lab, None, fold=False)
-        b = geometry._warp_3d(p, img, lab, None)
-        assert np.array_equal(a[1], b[1])
-        np.testing.assert_allclose(a[0], b[0], atol=1e-6)
-        folded = geometry.warp(p, img, lab)
-        assert np.array_equal(folded[1], grid.apply_sym(b[1], p.perm, p.flip))
+        out = geometry.warp(p, img)[0]
+        ref = np.empty(p.patch_shape, np.float32)  # canonical order
+        s = grid.source_coords(p)
+        cz = p.context_shape[0]
+        for k in range(p.patch_shape[0]):
+            def remap(z, img=img, my=s[1, k], mx=s[2, k]):
+                return cv2.remap(img[z], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+            if p.planar:
+                ref[k] = remap(int(np.clip(int(s[0, k, 0, 0]), 0, cz - 1)))
+            else:
+                fz = np.floor(s[0, k])
+                z0 = np.clip(fz.astype(np.int64), 0, cz - 1)
+                z1 = np.clip(fz.astype(np.int64) + 1, 0, cz - 1)
+                sec = {z: remap(z) for z in np.unique(np.concatenate([z0.ravel(), z1.ravel()]))}
+                a = np.choose(np.searchsorted(sorted(sec), z0), [sec[z] for z in sorted(sec)])
+                b = np.choose(np.searchsorted(sorted(sec), z1), [sec[z] for z in sorted(sec)])
+                f = s[0, k] - fz
+                ref[k] = a * (np.float32(1) - f) + b * f
+        assert np.array_equal(out, grid.apply_sym(ref, p.perm, p.flip)), p.applied
+        n += 1
+    assert n >= 12
+
+
+def test_a_box_holding_every_tap_gives_the_full_context_output():
+    rng = np.random.default_rng(2)
+    grown = 0
+    for i, p in enumerate(path_params(30, seed=2)):
+        img = random_image(rng, (np.uint8, np.float32, np.uint16)[i % 3], p.context_shape)
+        lab = rng.integers(0, 2**40, p.context_shape, dtype=np.uint64)
+        mask = rng.random(p.context_shape) < 0.5
+        full = geometry.warp(p, img, lab, mask)
+        for r in (None, rng):
+            o, n = tap_box(p, r)
+            box = tuple(slice(a, a + b) for a, b in zip(o, n))
+            got = geometry.warp(p, img[box], lab[box], mask[box], origin=o)
+            assert all(np.array_equal(g, f) for g, f in zip(got, full)), (p.applied, o, n)
+            # the table's entry takes the origin the same way
+            got = augment.table.warp_transform().cpu(p, img[box], None, mask[box], origin=tuple(o))
+            assert np.array_equal(got[0], full[0]) and np.array_equal(got[2], full[2])
+            grown += int(np.prod(n) < np.prod(p.context_shape))
+    assert grown > 20  # real boxes, smaller than the context
+
+
+def test_bad_origins_are_errors():
+    p = draw(AugmentConfig(), 0, (4, 16, 16), (40, 4, 4))
+    img = np.zeros((4, 8, 8), np.uint8)
+    with pytest.raises(ValueError, match=r"origin: expected 3 integers >= 0 with origin \+ \(4, 8, 8\)"):
+        geometry.warp(p, img, origin=(0, p.context_shape[1] - 4, 0))
+    with pytest.raises(ValueError, match="origin: expected 3 integers"):
+        geometry.warp(p, img, origin=(-1, 0, 0))
+    with pytest.raises(ValueError, match=r"label: expected the box shape \(4, 8, 8\)"):
+        geometry.warp(p, img, np.zeros((4, 8, 9), np.uint32), origin=(0, 0, 0))
 
 
 def test_coordinates_just_below_zero_replicate_the_border(xp):

@@ -12,11 +12,14 @@ from augment_cases import (
     border_params,
     everything,
     parity_cases,
+    path_params,
     random_image,
+    tap_box,
 )
 
 from neurons_jax import augment
-from neurons_jax.augment import table
+from neurons_jax.augment import _gpu, geometry, table
+from neurons_jax.augment.apply import image_ops
 
 pytestmark = pytest.mark.gpu
 
@@ -122,3 +125,31 @@ def test_real_fib25_batch_matches_numpy(cp, load_shared):
     got = augment.apply_batch(params, cp.asarray(img), cp.asarray(lab))
     np.testing.assert_allclose(got[0].get(), ref[0], atol=1e-5)
     assert np.array_equal(got[1].get(), ref[1])
+
+
+def test_boxes_of_per_sample_contexts_match_numpy(cp):
+    """origins: each row holds a box of its own sample's context (own context_shape) at its low
+    corner, padding after it; one launch; equal to the CPU warp of the same box (+ image ops)."""
+    rng = np.random.default_rng(5)
+    pool = [p for p in path_params(24, seed=5) if p.patch_shape == (6, 14, 10)]
+    for cfg in (augment.AugmentConfig(), everything()):
+        pool += [augment.draw(cfg, rng, (6, 14, 10), (10, 10, 10)) for _ in range(2)]
+    assert len({p.context_shape for p in pool}) > 2  # samples with different context shapes
+    boxes = [tap_box(p, rng) for p in pool]
+    row = tuple(int(n) for n in np.max([b[1] for b in boxes], axis=0))
+    b = len(pool)
+    img = random_image(rng, np.uint8, (b, *row))  # padding beyond each box: random, never read
+    lab = rng.integers(0, 2**40, (b, *row), dtype=np.uint64)
+    mask = rng.random((b, *row)) < 0.5
+    ref = []
+    for i, (p, (o, n)) in enumerate(zip(pool, boxes)):
+        box = (i, *(slice(0, k) for k in n))
+        out = geometry.warp(p, img[box], lab[box], mask[box], origin=o)
+        ref.append((image_ops(p, out[0]), out[1], out[2]))
+    ref = tuple(np.stack([r[j] for r in ref]) for j in range(3))
+    origins, shapes = np.array([o for o, _ in boxes]), np.array([n for _, n in boxes])
+    for kw in ({"shapes": shapes}, {}):  # exact box shapes, or the default min(row, C - origin)
+        got = _gpu.apply_batch(pool, cp.asarray(img), cp.asarray(lab), cp.asarray(mask), origins=origins, **kw)
+        assert_parity(ref, tuple(g.get() for g in got), f"boxes {kw.keys()}")
+    with pytest.raises(ValueError, match="shapes: expected"):
+        _gpu.apply_batch(pool, cp.asarray(img), origins=origins, shapes=shapes + 100)

@@ -10,7 +10,8 @@ import pytest
 from scipy import ndimage
 
 from neurons_jax import augment
-from neurons_jax.augment import AugmentConfig, defects, intensity
+from neurons_jax.augment import AugmentConfig, _cpu_image, defects, intensity
+from neurons_jax.augment.apply import image_ops
 from neurons_jax.augment.params import identity
 from neurons_jax.backend import to_numpy
 
@@ -144,3 +145,64 @@ def test_full_default_config_on_uint8(xp):
         assert out.shape == (8, 48, 48) and out.dtype == np.float32 and np.isfinite(out).all()
         assert -0.5 < out.min() and out.max() < 1.5
     assert len(fired) > 15
+
+
+def _numpy_chain(p, img):
+    """The NumPy references in table order: defects.pointwise, motion blur, blur, noise."""
+    if p.zsrc is not None or p.blank is not None or p.low_contrast is not None or p.intensity \
+            or p.lines is not None or p.blobs is not None:
+        img = defects.pointwise(p, img)
+    img = defects.motion_blur(p, img)
+    img = intensity.gaussian_blur(p, img)
+    return intensity.add_noise(p, img)
+
+
+def test_fused_pass_equals_the_numpy_references():
+    """One numba pass (noise fused when nothing sits between): the NumPy references' values,
+    bitwise except the lines' exp (libm vs NumPy's SIMD float32 exp, about one ulp)."""
+    from augment_cases import everything
+
+    rng = np.random.default_rng(4)
+    fused = exact = 0
+    for cfg in (everything(), AugmentConfig(missing_section_prob=0.6, low_contrast_prob=0.6)):
+        for _ in range(30):
+            p = augment.draw(cfg, rng, (6, 30, 26), (40, 4, 4))
+            w = rng.random(p.patch_shape, dtype=np.float32)
+            got = image_ops(p, w.copy())
+            ref = _numpy_chain(p, w.copy())
+            np.testing.assert_allclose(got, ref, atol=1e-6, rtol=0, err_msg=str(p.applied))
+            if p.lines is None:
+                assert np.array_equal(got, ref), p.applied
+                exact += 1
+            fused += _cpu_image.noise_fused(p)
+    assert fused >= 5 and exact >= 30
+
+
+def test_missing_sections_copied_in_a_cycle_read_the_unmodified_sections(img):
+    zsrc = np.array([0, 1, 3, 2, 5, 4], np.int32)  # 2 <-> 3 and 4 <-> 5 swapped
+    p = dataclasses.replace(identity(SHAPE), zsrc=zsrc, intensity=True, section_scale=np.full(6, 1.1, np.float32),
+                            section_shift=np.linspace(0, 0.1, 6).astype(np.float32))
+    got = _cpu_image.pointwise_entry(p, img.copy())
+    assert np.array_equal(got, defects.pointwise(p, img.copy()))
+    assert np.array_equal(got[2], defects.pointwise(p, img.copy())[2]) and not np.array_equal(got[2], got[3])
+
+
+def test_noise_runs_after_a_transform_registered_before_it():
+    from neurons_jax.augment import table
+
+    def draw(d):
+        if d.rng.random() < d.cfg.double_prob:
+            d.params.extra["double"] = True
+
+    double = table.transform("double", fields={"double_prob": 0.0}, draw=draw, active=lambda p: "double" in p.extra,
+                             cpu=lambda p, x: x * np.float32(2), gpu=None)
+    p = dataclasses.replace(identity(SHAPE), intensity=True, section_scale=np.ones(6, np.float32),
+                            section_shift=np.zeros(6, np.float32), noise_sigma=0.1, noise_seed=3)
+    w = np.full(SHAPE, 0.25, np.float32)
+    assert _cpu_image.noise_fused(p)
+    with table.registered(double, before="blur"):
+        p.extra["double"] = True
+        assert not _cpu_image.noise_fused(p)
+        got = image_ops(p, w.copy())
+    noise = np.float32(0.1) * intensity.standard_normal(3, SHAPE)
+    assert np.array_equal(got, np.float32(0.5) + noise)  # doubled first, the noise after

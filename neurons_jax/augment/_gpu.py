@@ -44,25 +44,53 @@ class GpuBatch:
     """What a transform's GPU entry gets: the batch's params and how to run work on the device.
 
     ``kernel(file, expression)`` returns ``run(n_threads, args)`` for a kernel of ``kernels/``;
-    ``noise_table`` is the device copy of ``intensity.normal_table()`` (None: upload one)."""
+    ``noise_table`` is the device copy of ``intensity.normal_table()`` (None: upload one);
+    ``origins``/``shapes``: ``(B, 3)`` host ints, the box of each sample's context that its row
+    of the input arrays holds (None: the whole context, see ``apply_batch``)."""
 
     params: list
     xp: Any
     kernel: Callable
     noise_table: Any = None
+    origins: Any = None
+    shapes: Any = None
 
     def active(self, op) -> np.ndarray:
         """``(B,)`` bool: which samples ``op`` (an ``Op`` or a ``Transform``) applies to."""
         return np.array([bool(op.active(p)) for p in self.params])
 
 
-def pack_warp(params_list) -> dict:
-    """Host arrays for ``augment_warp`` (see the kernel's header for the layout)."""
+def boxes(params_list, row_shape, origins=None, shapes=None) -> tuple[np.ndarray, np.ndarray]:
+    """``(origins, shapes)`` ``(B, 3)`` int32 of the context box each input row holds.
+
+    Default origin 0; default shape ``min(row_shape, context_shape - origin)`` (the box at the
+    row's low corner reaches the context's far border or the row's end)."""
+    b = len(params_list)
+    ctx = np.array([p.context_shape for p in params_list], np.int64).reshape(b, 3)
+    org = np.zeros((b, 3), np.int64) if origins is None else np.asarray(origins, np.int64)
+    if org.shape != (b, 3) or (org < 0).any():
+        raise ValueError(f"origins: expected ({b}, 3) integers >= 0, got {np.asarray(origins).tolist()}")
+    row = np.asarray(row_shape, np.int64)
+    shp = np.minimum(row, ctx - org) if shapes is None else np.asarray(shapes, np.int64)
+    if shp.shape != (b, 3) or (shp < 1).any() or (shp > row).any() or (org + shp > ctx).any():
+        raise ValueError(
+            f"shapes: expected ({b}, 3) box shapes >= 1 within the rows {tuple(row_shape)} and with "
+            f"origin + shape <= context_shape; got origins {org.tolist()}, shapes {shp.tolist()}, "
+            f"context shapes {ctx.tolist()}"
+        )
+    return org.astype(I32), shp.astype(I32)
+
+
+def pack_warp(params_list, row_shape=None, origins=None, shapes=None) -> dict:
+    """Host arrays for ``augment_warp`` (see the kernel's header for the layout); ``row_shape``:
+    the inputs' ``(SZ, SY, SX)`` (default: the first sample's context shape)."""
     b = len(params_list)
     p0 = params_list[0]
     pz = p0.patch_shape[0]
     fpar = np.zeros((b, 12), F32)
     ipar = np.zeros((b, 8), I32)
+    org, shp = boxes(params_list, p0.context_shape if row_shape is None else row_shape, origins, shapes)
+    gpar = np.concatenate([np.array([p.context_shape for p in params_list], I32).reshape(b, 3), org, shp], 1)
     grids = [p for p in params_list if p.elastic is not None]
     gshape = grids[0].elastic.shape[1:] if grids else (1, 1, 1)
     spacing = grids[0].elastic_spacing if grids else (1.0, 1.0, 1.0)
@@ -87,7 +115,8 @@ def pack_warp(params_list) -> dict:
             misalign[i] = p.misalign
             flags |= 2
         ipar[i, 7] = flags
-    out = {"fpar": fpar, "ipar": ipar, "elastic": elastic, "misalign": misalign, "gshape": gshape}
+    out = {"fpar": fpar, "ipar": ipar, "elastic": elastic, "misalign": misalign, "gshape": gshape,
+           "gpar": np.ascontiguousarray(gpar, I32)}
     for ax, name in enumerate("zyx"):
         if grids:
             w, idx = grid.spline_table(p0.patch_shape[ax], gshape[ax], float(spacing[ax]))
@@ -192,11 +221,12 @@ def _bits(xp, a):
     return a.view(f"uint{8 * dt.itemsize}"), _CTYPES[dt.itemsize]
 
 
-def run_batch(params_list, images, labels, masks, xp, kernel: Callable, noise_table=None):
+def run_batch(params_list, images, labels, masks, xp, kernel: Callable, noise_table=None, origins=None,
+              shapes=None):
     """The table on a batch of ``xp`` arrays with ``kernel(file, expr) -> run(n, args)``."""
     from . import table
 
-    batch = GpuBatch(list(params_list), xp, kernel, noise_table)
+    batch = GpuBatch(list(params_list), xp, kernel, noise_table, origins, shapes)
     img, lab, msk = table.warp_transform().gpu(batch, images, labels, masks)
     if img is not None:
         img = image_ops(batch, img)
@@ -235,7 +265,12 @@ def warp_batch(batch: GpuBatch, images, labels, masks):
     params_list, xp, kernel = batch.params, batch.xp, batch.kernel
     p0 = params_list[0]
     b = len(params_list)
-    (pz, py, px), (cz, cy, cx) = p0.patch_shape, p0.context_shape
+    pz, py, px = p0.patch_shape
+    first = next(a for a in (images, labels, masks) if a is not None)
+    sz, sy, sx = (int(n) for n in first.shape[1:])
+    for name, a in (("images", images), ("labels", labels), ("masks", masks)):
+        if a is not None and tuple(a.shape) != (b, sz, sy, sx):
+            raise ValueError(f"{name}: expected shape {(b, sz, sy, sx)} (the other arrays'), got {tuple(a.shape)}")
     total = b * pz * py * px
     if pz * py * px >= 2**31:
         raise ValueError(f"patch_shape {p0.patch_shape}: the GPU kernels take patches below 2**31 voxels")
@@ -251,14 +286,14 @@ def warp_batch(batch: GpuBatch, images, labels, masks):
     msk_in, tm = _bits(xp, masks)
     lab_out = xp.empty((b, pz, py, px), lab_in.dtype) if labels is not None else xp.zeros(1, lab_in.dtype)
     msk_out = xp.empty((b, pz, py, px), msk_in.dtype) if masks is not None else xp.zeros(1, msk_in.dtype)
-    pk = pack_warp(params_list)
+    pk = pack_warp(params_list, (sz, sy, sx), batch.origins, batch.shapes)
     d = {k: xp.asarray(v) for k, v in pk.items() if isinstance(v, np.ndarray)}
     gz, gy, gx = pk["gshape"]
     kernel(WARP, f"augment_warp<{ti}, {tl}, {tm}>")(
         total,
         (img_in, img_out, lab_in, lab_out, msk_in, msk_out, d["fpar"], d["ipar"], d["elastic"],
-         d["misalign"], d["wz"], d["iz"], d["wy"], d["iy"], d["wx"], d["ix"], i32(pz), i32(py),
-         i32(px), i32(cz), i32(cy), i32(cx), i32(gz), i32(gy), i32(gx), i32(images is not None),
+         d["misalign"], d["wz"], d["iz"], d["wy"], d["iy"], d["wx"], d["ix"], d["gpar"], i32(pz),
+         i32(py), i32(px), i32(sz), i32(sy), i32(sx), i32(gz), i32(gy), i32(gx), i32(images is not None),
          i32(labels is not None), i32(masks is not None), i64(total)),
     )
     return (
@@ -348,12 +383,20 @@ def _device_table():
     return cupy.asarray(intensity.normal_table())
 
 
-def apply_batch(params_list, images=None, labels=None, masks=None):
-    """CuPy ``apply_batch``: ``(B, *context_shape)`` -> ``(B, *patch_shape)`` on the inputs' GPU."""
+def apply_batch(params_list, images=None, labels=None, masks=None, origins=None, shapes=None):
+    """CuPy ``apply_batch``: ``(B, SZ, SY, SX)`` -> ``(B, *patch_shape)`` on the inputs' GPU.
+
+    Without ``origins`` row b is sample b's whole context (``S = context_shape``, or a larger row
+    with the context at its low corner). With ``origins`` ``(B, 3)`` ints, row b holds the box
+    ``[origins[b], origins[b] + shapes[b])`` of sample b's context (each sample may have its own
+    ``context_shape``) at the row's low corner; ``shapes`` defaults to
+    ``min(S, context_shape - origin)``. The rest of a row is padding, never read. One warp launch
+    for the batch; positions as in the full context, taps clamped to the box."""
     import cupy
 
     from ..backend import on_device_of
 
     first = next(a for a in (images, labels, masks) if a is not None)
     with on_device_of(first):
-        return run_batch(list(params_list), images, labels, masks, cupy, _cupy_kernel, _device_table())
+        return run_batch(list(params_list), images, labels, masks, cupy, _cupy_kernel, _device_table(),
+                         origins, shapes)

@@ -57,14 +57,6 @@ def _check_box(params, origin, arrays) -> tuple[np.ndarray, tuple[int, ...]]:
     return o, shape
 
 
-def _embed(params, a, origin):  # TEMP(issue 14)
-    if a is None:
-        return None
-    out = np.zeros(params.context_shape, a.dtype)
-    out[tuple(slice(int(o), int(o) + n) for o, n in zip(origin, a.shape))] = a
-    return out
-
-
 def apply(params, image=None, label=None, mask=None, origin=None):
     """Augment one sample: arrays of ``params.context_shape`` -> ``params.patch_shape``.
 
@@ -88,18 +80,15 @@ def apply(params, image=None, label=None, mask=None, origin=None):
 
         outs = _gpu.apply_batch(
             [params], *(None if a is None else a[None] for a in (image, label, mask)),
-            **({} if origin is None else {"origins": origin[None]}),
+            **({} if origin is None else {"origins": origin[None],
+                                          "shapes": np.asarray(np.shape(next(a for a in (image, label, mask)
+                                                                             if a is not None)))[None]}),
         )
         return tuple(None if o is None else o[0] for o in outs)
     if origin is None:
         img, lab, msk = table.warp_transform().cpu(params, image, label, mask)
     else:
-        try:
-            img, lab, msk = table.warp_transform().cpu(params, image, label, mask, origin=origin)
-        except TypeError as e:  # TEMP(issue 14): until the warp takes origin
-            if "origin" not in str(e):
-                raise
-            img, lab, msk = table.warp_transform().cpu(params, *(_embed(params, a, origin) for a in (image, label, mask)))
+        img, lab, msk = table.warp_transform().cpu(params, image, label, mask, origin=origin)
     if img is not None:
         img = image_ops(params, img)
     return img, lab, msk
@@ -148,7 +137,8 @@ def apply_batch(params_list: Sequence, images=None, labels=None, masks=None, box
 
         if boxes is None:
             return _gpu.apply_batch(params_list, images, labels, masks)
-        return _gpu.apply_batch(params_list, images, labels, masks, origins=boxes[:, 0])
+        return _gpu.apply_batch(params_list, images, labels, masks, origins=np.ascontiguousarray(boxes[:, 0]),
+                                shapes=np.ascontiguousarray(boxes[:, 1]))
 
     def row(a, i):
         if a is None:

@@ -1,6 +1,9 @@
 """EM defects on the CPU (image only): missing / low-contrast sections, lines, charging,
 missing parts, motion blur; plus the per-voxel pass that also applies the intensity ops.
 
+``pointwise`` is the NumPy reference of that pass: the table runs ``_cpu_image``'s fused numba
+loop instead (the same values; tests/test_augment_image.py compares them).
+
 The per-voxel pass follows ``kernels/augment_image.cu`` step by step: read the source section
 (``zsrc``: a missing section filled from a neighbour), low contrast ``m + (v - m) * f`` around the
 section mean of the warped image, contrast/brightness/gamma, blank sections, dark lines

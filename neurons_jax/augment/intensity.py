@@ -4,7 +4,8 @@ Noise is not drawn on the host (it would be image-sized): params hold a 32-bit s
 voxel's standard normal value is ``NORMAL_TABLE[hash(hash(i) ^ key(seed)) >> 16]`` with ``i`` the
 voxel's flat index in the patch, ``hash`` the lowbias32 integer mixer and the table the 65536
 normal quantiles ``ndtri((j + 0.5) / 65536)`` (tails to 4.3 sigma). The same integer arithmetic
-runs in ``kernels/augment_image.cu``, so both backends draw bitwise-identical noise.
+runs in ``kernels/augment_image.cu`` and in ``_cpu_image``'s fused pass (what the table runs on
+the CPU; ``add_noise`` is its NumPy reference), so both backends draw bitwise-identical noise.
 
 Example:
     >>> import numpy as np

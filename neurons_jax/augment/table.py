@@ -15,7 +15,10 @@ image entry active for any sample of the batch (the entry leaves the other sampl
 ``solo_cases()`` gives each op's fire-alone configs to the parity tests.
 
 Built-in table: ``warp`` (symmetry, affine, elastic, misalign) | ``pointwise`` (missing_section,
-low_contrast, intensity, lines, missing_part) | ``motion_blur`` | ``blur`` | ``noise``.
+low_contrast, intensity, lines, missing_part) | ``motion_blur`` | ``blur`` | ``noise``. On the
+CPU ``pointwise`` and ``noise`` are one fused numba pass (``_cpu_image``) when nothing active sits
+between them for the sample; ``defects.pointwise`` / ``intensity.add_noise`` are their NumPy
+references.
 
 A new augmentation is one module (draw, CPU function, GPU entry: CuPy array operations are
 enough) and one entry, ``register(transform(...))``: its fields become keywords and attributes of
@@ -52,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _gpu, defects, geometry, intensity
+from . import _cpu_image, _gpu, defects, geometry, intensity
 from . import config as _config
 from . import params as _params
 
@@ -157,7 +160,7 @@ POINTWISE = Transform("pointwise", (
     Op("missing_part", _builtin("missing_part_prob", "missing_part_count", "missing_part_radius",
                                 "missing_part_value"),
        _params.draw_missing_part, lambda p: p.blobs is not None),
-), defects.pointwise, _gpu.pointwise_batch)
+), _cpu_image.pointwise_entry, _gpu.pointwise_batch)
 
 MOTION_BLUR = transform(
     "motion_blur", fields=_builtin("motion_blur_prob", "motion_blur_count", "motion_blur_length"),
@@ -170,7 +173,7 @@ BLUR = transform(
 )
 NOISE = transform(
     "noise", fields=_builtin("noise_prob", "noise_sigma"), draw=_params.draw_noise,
-    active=lambda p: p.noise_sigma > 0, cpu=intensity.add_noise, gpu=_gpu.noise_batch,
+    active=lambda p: p.noise_sigma > 0, cpu=_cpu_image.noise_entry, gpu=_gpu.noise_batch,
 )
 BUILTIN = (WARP, POINTWISE, MOTION_BLUR, BLUR, NOISE)
 
