@@ -64,13 +64,15 @@ def finish_rows(src, patch, batch, repeats, cp) -> list[dict]:
     from neurons_jax.pipeline import Loader
 
     loader = Loader(src, patch, batch, seed=0, device="gpu", output="numpy")
-    host = next(loader._make_iter())
-    bs = host["instance_classes"]
+    host = loader._reader.open_batch(next(loader._make_iter()))  # footprint boxes, as the workers read them
+    host = {k: (np.array(v) if isinstance(v, np.ndarray) else v) for k, v in host.items()}
+    bs, boxes = host["instance_classes"], host["box"]
     dev = cp.cuda.Device()
     img, packed = cp.asarray(host["image"]), cp.asarray(host["packed"])
-    t_gpu = timed(lambda: nj.stage.finish(img, packed, None, host["params"], patch, bs), repeats, dev.synchronize)
-    t_cpu = timed(lambda: nj.stage.finish(host["image"], host["packed"], host["mask"], host["params"], patch, bs),
-                  max(1, repeats // 3), lambda: None)
+    t_gpu = timed(lambda: nj.stage.finish(img, packed, None, host["params"], patch, bs, boxes=boxes), repeats,
+                  dev.synchronize)
+    t_cpu = timed(lambda: nj.stage.finish(host["image"], host["packed"], host.get("mask"), host["params"], patch, bs,
+                                          boxes=boxes), max(1, repeats // 3), lambda: None)
     loader.close()
     return [{"op": "finish (device stage of one batch)", "batch": batch, "patch": list(patch),
              "gpu_ms": 1e3 * t_gpu, "cpu_one_core_ms": 1e3 * t_cpu, "gpu_over_cpu_core": t_cpu / t_gpu,

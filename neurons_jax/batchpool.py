@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 import threading
 from dataclasses import dataclass
 from multiprocessing import shared_memory
@@ -131,21 +132,16 @@ class BatchPool:
         return {**views, **other} if ref is None else ref
 
     def close(self, unlink: bool = True) -> None:
-        """Stop making blocks and unmap (and, by default, unlink) the ones this process made:
-        the consumer unlinks those it saw; a block made after that is ours to remove."""
+        """Stop making blocks and (by default) unlink the ones this process made: the consumer
+        unlinks those it saw; a block made after that is ours to remove. Unmapping waits until
+        no view of a block is left (``retire``): a producer thread may still be writing one."""
         with self._lock:
             self.closed = True
             blocks, self.blocks = self.blocks, []
         for b in blocks:
-            try:
-                b.close()
-            except BufferError:  # a view is still alive; the mapping goes with the process
-                pass
             if unlink:
-                try:
-                    b.unlink()
-                except FileNotFoundError:  # the consumer did
-                    pass
+                _unlink(b)
+            retire(b)
 
 
 def block_prefix(token: str) -> str:
@@ -193,14 +189,38 @@ class Reader:
                     except (FileNotFoundError, OSError):
                         pass
         for blk in blocks.values():
+            _unlink(blk)
+            retire(blk)
+
+
+_RETIRED: list[shared_memory.SharedMemory] = []
+_RETIRED_LOCK = threading.Lock()
+
+
+def retire(blk: shared_memory.SharedMemory | None = None) -> None:
+    """Unmap ``blk`` and earlier retired blocks once nothing views them any more (a block still
+    viewed, e.g. by a producer thread finishing its last batch, is kept and tried again later;
+    unmapping it under a live view would crash that thread)."""
+    with _RETIRED_LOCK:
+        if blk is not None:
+            _RETIRED.append(blk)
+        keep = []
+        for b in _RETIRED:
+            if sys.getrefcount(b._buf) > 2 if b._buf is not None else False:  # views export it
+                keep.append(b)
+                continue
             try:
-                blk.close()
+                b.close()
             except BufferError:
-                pass
-            try:
-                blk.unlink()
-            except FileNotFoundError:
-                pass
+                keep.append(b)
+        _RETIRED[:] = keep
+
+
+def _unlink(blk: shared_memory.SharedMemory) -> None:
+    try:
+        blk.unlink()
+    except FileNotFoundError:  # already removed (the other side did)
+        pass
 
 
 def _attach(name: str) -> shared_memory.SharedMemory:

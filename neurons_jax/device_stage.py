@@ -192,12 +192,16 @@ class DeviceStage:
         return self._ones
 
     def to_global(self, batch: dict) -> dict:
+        """Global arrays sharded on ``data`` from this process's rows, from private copies: on CPU
+        devices JAX keeps a zero-copy alias of host memory (even with ``may_alias=False``, JAX
+        0.10), and the host batch is a reused shared-memory block that the workers refill as
+        soon as it is released."""
         import jax
         from jax.sharding import NamedSharding
         from jax.sharding import PartitionSpec as P
 
         sharding = NamedSharding(self.mesh, P("data"))
-        return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in batch.items()}
+        return {k: jax.make_array_from_process_local_data(sharding, np.array(v, copy=True)) for k, v in batch.items()}
 
     def close(self) -> None:
         if self.gpu is not None:

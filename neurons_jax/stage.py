@@ -114,9 +114,23 @@ def finish(
         # the warp reads real context only, so an all-valid mask stays all-valid: skip its warp
         full_mask = masks is None or bool(masks.all())
         if boxes is not None:  # footprint boxes: one call, every sample carries its own context
-            out_img, out_lab, mk = augment.apply_batch(params, images, packed, None if full_mask else masks,
-                                                       boxes=np.asarray(boxes, np.int64))  # no copy
-            out_msk[...] = 1 if full_mask else mk
+            boxes = np.asarray(boxes, np.int64)
+            vgroups: dict[tuple, list[int]] = {}  # one launch per voxel size (its elastic grid)
+            for i, p in enumerate(params):
+                vgroups.setdefault(tuple(p.voxel_size), []).append(i)
+            if len(vgroups) == 1:
+                out_img, out_lab, mk = augment.apply_batch(params, images, packed, None if full_mask else masks,
+                                                           boxes=boxes)  # no copy
+                out_msk[...] = 1 if full_mask else mk
+            else:
+                out_img = xp.empty((B, *patch_shape), xp.float32)
+                out_lab = xp.empty((B, *patch_shape), xp.uint32)
+                for idx in vgroups.values():
+                    sel = xp.asarray(np.asarray(idx))
+                    im, lb, mk = augment.apply_batch([params[i] for i in idx], images[sel], packed[sel],
+                                                     None if full_mask else masks[sel], boxes=boxes[idx])
+                    out_img[sel], out_lab[sel] = im, lb
+                    out_msk[sel] = 1 if full_mask else mk
         else:
             # samples of one context shape go through one batched call (one launch per op on a GPU)
             groups: dict[tuple, list[int]] = {}
@@ -170,11 +184,12 @@ def _targets(plan, packed, masks, params, boxes, patch_shape, classes, grow, vox
     B = packed.shape[0]
     grow = np.asarray(grow, np.int64).reshape(B, 3)
     full_mask = masks is None or bool(masks.all())
-    groups: dict[tuple, list[int]] = {}
-    for i, g in enumerate(grow.tolist()):
-        groups.setdefault(tuple(g), []).append(i)
+    vsizes = np.asarray(voxel_sizes, np.float64).reshape(B, 3)
+    groups: dict[tuple, list[int]] = {}  # one label warp per (margin, voxel size)
+    for i, (g, v) in enumerate(zip(grow.tolist(), vsizes.tolist())):
+        groups.setdefault((tuple(g), tuple(v)), []).append(i)
     res: dict = {}
-    for g, rows in groups.items():
+    for (g, _), rows in groups.items():
         one = len(groups) == 1
         sel = slice(None) if one else xp.asarray(np.asarray(rows))
         grown_shape = tuple(int(p + 2 * m) for p, m in zip(patch_shape, g))
@@ -196,7 +211,7 @@ def _targets(plan, packed, masks, params, boxes, patch_shape, classes, grow, vox
         ids_g = instances(sem_g, src_g, classes[rows])
         patch_out = {k: out[k][sel] for k in ("instance", "semantic", "mask")}
         part = finish_targets(plan, {"ids": ids_g, "semantic": sem_g, "mask": msk}, patch_out,
-                              np.asarray(voxel_sizes, np.float64).reshape(B, 3)[rows],
+                              vsizes[rows],
                               {k: np.asarray(v)[rows] for k, v in tparams.items()}, patch_shape)
         for k, v in part.items():
             if one:

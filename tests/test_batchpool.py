@@ -87,3 +87,15 @@ def test_a_loader_with_workers_leaves_no_block_behind():
     assert not (b["image"] == a["image"]).all()
     left = [n for n in set(os.listdir("/dev/shm")) - before if n.startswith(batchpool.block_prefix(token))]
     assert left == []
+
+
+def test_batches_kept_by_the_caller_never_change_when_blocks_are_reused():
+    """JAX on CPU aliases host memory: a kept batch must not see its block refilled."""
+    ds = synth.dataset("snemi3d", seed=4)
+    with Loader({"s": (ds, 1.0)}, (4, 32, 32), batch_size=2, seed=1) as a:
+        kept = [next(a) for _ in range(6)]  # jax arrays, kept while their blocks are reused
+    with Loader({"s": (ds, 1.0)}, (4, 32, 32), batch_size=2, seed=1, output="numpy") as b:
+        want = [next(b) for _ in range(6)]
+    for k, w in zip(kept, want):
+        for key in ("image", "semantic", "instance"):
+            assert np.array_equal(np.asarray(k[key]), w[key]), key

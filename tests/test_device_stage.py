@@ -39,7 +39,8 @@ def two():
 def _host_batch(two, n=4):
     # the host half of the Loader, without its CPU finish: the GPU loader's own host batches
     gpu = Loader(two, PATCH, batch_size=n, seed=2, device="gpu", output="numpy")
-    return next(gpu._make_iter()), gpu
+    host = gpu._reader.open_batch(next(gpu._make_iter()))  # views of the batch's block
+    return {k: (np.array(v) if isinstance(v, np.ndarray) else v) for k, v in host.items()}, gpu
 
 
 def test_auto_with_a_cpu_only_jax_stays_on_the_cpu(cp, monkeypatch):
@@ -102,7 +103,7 @@ def test_dlpack_export_happens_on_the_device_that_wrote(cp, two):
     # the defect: outputs of GPU 1 exported after leaving its context (device 0 current)
     with cp.cuda.Device(1):
         part = nj.stage.finish(cp.asarray(host["image"][:2]), cp.asarray(host["packed"][:2]), None,
-                               host["params"][:2], PATCH, bs[:2])
+                               host["params"][:2], PATCH, bs[:2], boxes=host["box"][:2])
     with pytest.raises(cp.OrderingError, match="DLPack export of an array of device 1 while device 0 is current"):
         cp.consume_dlpack(part["instance"])
     loader.close()
@@ -115,11 +116,12 @@ def test_finish_waits_for_the_device_at_most_once_per_batch(cp, two, gpu_counter
     with cp.cuda.Device(0):
         img, packed = cp.asarray(host["image"]), cp.asarray(host["packed"])
         gpu_counters.reset()
-        out = nj.stage.finish(img, packed, None, host["params"], PATCH, bs)
+        out = nj.stage.finish(img, packed, None, host["params"], PATCH, bs, boxes=host["box"])
     assert gpu_counters.syncs <= 1, gpu_counters.log
     assert gpu_counters.h2d_bytes < img.nbytes // 4  # only parameter tables go up, no batch data
     assert gpu_counters.d2h_bytes <= 8  # the one flag read
-    ref = nj.stage.finish(host["image"], host["packed"], host["mask"], host["params"], PATCH, bs)
+    ref = nj.stage.finish(host["image"], host["packed"], host.get("mask"), host["params"], PATCH, bs,
+                          boxes=host["box"])
     for k in ("semantic", "instance", "mask"):
         np.testing.assert_array_equal(out[k].get(), ref[k], err_msg=k)
     np.testing.assert_allclose(out["image"].get(), ref["image"], atol=1e-5)
