@@ -5,6 +5,7 @@ Orbax checkpoints holding model, optimizer and the loader's state together, so `
 continues with exactly the batches an uninterrupted run would have seen.
 
     python examples/train_flax.py --smoke                       # seconds, on the sample data
+    python examples/train_flax.py --smoke --targets affinities lsd   # + affinity and LSD heads
     python examples/train_flax.py --steps 200 --ckpt-dir ckpt   # then: ... --resume
     neurons-jax train --dataset snemi3d=demo_out/prepared/snemi3d:1 --dataset mitoem2=demo_out/prepared/mitoem2:2
 
@@ -14,6 +15,11 @@ Without ``--dataset`` it trains on the sample workspace, written and prepared on
 not given explicitly (``--smoke --steps 20`` runs 20 steps). With ``--workers N`` the batches
 are made in spawned processes, which re-import the main script: keep the ``if __name__ ==
 "__main__":`` guard at the bottom of a script like this one.
+
+``--targets affinities`` adds an affinity head (sigmoid outputs, binary cross-entropy masked by
+the batch's ``affinity_mask``), ``--targets lsd`` a head for the 10 local shape descriptors
+(sigmoid outputs, squared error masked by the batch's ``mask``); the Loader computes both on
+the device from the warped labels (``nj.targets``) and their losses add to the semantic one.
 """
 
 from __future__ import annotations
@@ -59,10 +65,31 @@ class TrainConfig:
     log_every: int = 10
     workspace: str | None = None
     """where the sample workspace goes when ``datasets`` is empty (default: the cache)"""
+    targets: tuple[str, ...] = ()
+    """extra heads: "affinities" and/or "lsd" (see TARGETS)"""
+    affinity_offsets: tuple[tuple[int, int, int], ...] = nj.targets.NEAREST
+    """z, y, x offsets; nj.targets.LONG_RANGE adds 5 long-range ones (and needs more context)"""
+    lsd_sigma_nm: float = 80.0
 
 
-SMOKE = {"steps": 3, "patch_shape": (4, 32, 32), "batch_size": 2, "features": (4, 8), "log_every": 1}
-"""What ``--smoke`` sets, unless ``--steps``, ``--patch`` or ``--batch-size`` is given."""
+SMOKE = {"steps": 3, "patch_shape": (4, 32, 32), "batch_size": 2, "features": (4, 8), "log_every": 1,
+         "lsd_sigma_nm": 16.0}
+"""What ``--smoke`` sets, unless ``--steps``, ``--patch`` or ``--batch-size`` is given (a small LSD
+sigma: the CPU computes LSDs in seconds per sample, and the context fits the sample volumes)."""
+TARGETS = {"affinities": "affinity", "lsd": "lsd"}
+"""``--targets`` name -> the batch key of the target (and the name of its head)."""
+
+
+def target_specs(cfg: TrainConfig) -> dict:
+    """The Loader's ``targets``: ``{batch key: nj.targets spec}`` of ``cfg.targets``."""
+    make = {"affinities": lambda: nj.targets.Affinities(offsets=cfg.affinity_offsets),
+            "lsd": lambda: nj.targets.LSD(sigma_nm=cfg.lsd_sigma_nm)}
+    return {TARGETS[name]: make[name]() for name in cfg.targets}
+
+
+def heads(cfg: TrainConfig) -> dict[str, int]:
+    """Output channels per head: the union classes, then one head per target."""
+    return {"semantic": N_CLASSES, **{k: spec.channels for k, spec in target_specs(cfg).items()}}
 
 
 # ----------------------------------------------------------------------------- model
@@ -78,9 +105,11 @@ class ConvBlock(nnx.Module):
 
 
 class UNet3D(nnx.Module):
-    """Channels-last 3D UNet; pools in-plane only (EM sections are thick)."""
+    """Channels-last 3D UNet; pools in-plane only (EM sections are thick). Returns ``{head:
+    logits}``; the heads (``{name: channels}``) share one 1x1x1 output convolution."""
 
-    def __init__(self, features=(8, 16), in_channels=1, n_classes=N_CLASSES, *, rngs: nnx.Rngs):
+    def __init__(self, features=(8, 16), in_channels=1, heads=None, *, rngs: nnx.Rngs):
+        self.heads = dict(heads or {"semantic": N_CLASSES})
         chans = (in_channels, *features)
         self.down = nnx.List([ConvBlock(a, b, rngs) for a, b in zip(chans[:-1], chans[1:])])
         self.up = nnx.List([
@@ -88,7 +117,7 @@ class UNet3D(nnx.Module):
             for a, b in zip(features[:-1], features[1:])
         ])
         self.merge = nnx.List([ConvBlock(2 * a, a, rngs) for a in features[:-1]])
-        self.head = nnx.Conv(features[0], n_classes, (1, 1, 1), rngs=rngs)
+        self.head = nnx.Conv(features[0], sum(self.heads.values()), (1, 1, 1), rngs=rngs)
 
     def __call__(self, x):
         skips = []
@@ -99,7 +128,8 @@ class UNet3D(nnx.Module):
                 x = nnx.max_pool(x, (1, 2, 2), strides=(1, 2, 2))
         for up, merge, skip in zip(reversed(self.up), reversed(self.merge), reversed(skips)):
             x = merge(jnp.concatenate([up(x), skip], axis=-1))
-        return self.head(x)
+        splits = np.cumsum(list(self.heads.values()))[:-1].tolist()
+        return dict(zip(self.heads, jnp.split(self.head(x), splits, axis=-1)))
 
 
 # ----------------------------------------------------------------------------- data
@@ -108,7 +138,7 @@ def make_loader(cfg: TrainConfig, mesh=None) -> nj.pipeline.Loader:
     return nj.pipeline.Loader(
         sources, cfg.patch_shape, cfg.batch_size, seed=cfg.seed, mesh=mesh,
         augment=nj.augment.AugmentConfig() if cfg.augment else None, worker_count=cfg.worker_count,
-        pad=cfg.pad,
+        pad=cfg.pad, targets=target_specs(cfg) or None,
     )
 
 
@@ -142,18 +172,30 @@ def sample_datasets(cfg: TrainConfig) -> dict[str, tuple[str, str, float]]:
 
 
 # ----------------------------------------------------------------------------- step
+def masked_mean(x, mask):
+    mask = jnp.broadcast_to(mask, x.shape).astype(jnp.float32)
+    return jnp.sum(x * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
 def loss_fn(model: UNet3D, batch):
-    logits = model(batch["image"])
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["semantic"].astype(jnp.int32))
-    mask = batch["mask"].astype(jnp.float32)
-    return jnp.sum(ce * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+    """The total loss and its terms: semantic cross-entropy, plus affinity BCE, LSD MSE."""
+    out = model(batch["image"])
+    mask = batch["mask"][..., None]
+    ce = optax.softmax_cross_entropy_with_integer_labels(out["semantic"], batch["semantic"].astype(jnp.int32))
+    terms = {"semantic": masked_mean(ce[..., None], mask)}
+    if "affinity" in out:  # sigmoid outputs; the mask is 0 where a voxel pair is not both known
+        bce = optax.sigmoid_binary_cross_entropy(out["affinity"], batch["affinity"].astype(jnp.float32))
+        terms["affinity"] = masked_mean(bce, batch["affinity_mask"])
+    if "lsd" in out:  # LSDs lie in [0, 1]: sigmoid outputs
+        terms["lsd"] = masked_mean((nnx.sigmoid(out["lsd"]) - batch["lsd"]) ** 2, mask)
+    return sum(terms.values()), terms
 
 
 @nnx.jit
 def train_step(model: UNet3D, optimizer: nnx.Optimizer, batch):
-    loss, grads = nnx.value_and_grad(loss_fn)(model, batch)
+    (loss, terms), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model, batch)
     optimizer.update(model, grads)
-    return loss
+    return loss, terms
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -203,37 +245,40 @@ def train(cfg: TrainConfig) -> dict:
 
 
 def _train(cfg: TrainConfig, loader: nj.pipeline.Loader) -> dict:
-    model = UNet3D(cfg.features, rngs=nnx.Rngs(cfg.seed))
+    model = UNet3D(cfg.features, heads=heads(cfg), rngs=nnx.Rngs(cfg.seed))
     optimizer = nnx.Optimizer(model, optax.adamw(cfg.learning_rate), wrt=nnx.Param)
     replicate(model, optimizer, loader.mesh)
     mngr = checkpoint_manager(cfg)
     start = restore(mngr, model, optimizer, loader) if (mngr and cfg.resume) else 0
-    losses, waits, steps_s, seen = [], [], [], []
+    losses, terms, waits, steps_s, seen = [], [], [], [], []
     t_prev = time.perf_counter()
     for step in range(start, cfg.steps):
         t0 = time.perf_counter()
         batch = next(loader)
         t1 = time.perf_counter()
-        loss = float(train_step(model, optimizer, batch))
+        loss, parts = train_step(model, optimizer, batch)
+        loss = float(loss)
         t2 = time.perf_counter()
         if not np.isfinite(loss):  # the images are checked for NaN/inf as they are read: this diverged
             raise FloatingPointError(f"step {step}: the loss is {loss} (the batch's images are finite; "
                                      f"lower the learning rate, --lr {cfg.learning_rate:g})")
         losses.append(loss)
+        terms.append({k: float(parts[k]) for k in model.heads})
         waits.append(t1 - t0)
         steps_s.append(t2 - t_prev)
         t_prev = t2
         seen.append({"position": np.asarray(batch["position"]).tolist(), "dataset": np.asarray(batch["dataset"]).tolist()})
         if cfg.log_every and (step % cfg.log_every == 0 or step == cfg.steps - 1):
             sps = cfg.batch_size / max(steps_s[-1], 1e-9)
-            print(f"step {step:5d}  loss {loss:.4f}  {sps:7.1f} samples/s  data wait {waits[-1] / max(steps_s[-1], 1e-9):5.1%}")
+            each = "".join(f" {k} {v:.4f}" for k, v in terms[-1].items()) if len(terms[-1]) > 1 else ""
+            print(f"step {step:5d}  loss {loss:.4f}{each}  {sps:7.1f} samples/s  data wait {waits[-1] / max(steps_s[-1], 1e-9):5.1%}")
         if mngr and cfg.ckpt_every and (step + 1) % cfg.ckpt_every == 0:
             save(mngr, step + 1, model, optimizer, loader)
     if mngr and cfg.steps > start:
         save(mngr, cfg.steps, model, optimizer, loader)
     timed = steps_s[1:] or steps_s  # the first step includes compilation
     result = {
-        "steps": cfg.steps, "start": start, "losses": losses,
+        "steps": cfg.steps, "start": start, "losses": losses, "loss_terms": terms,
         "samples_per_s": cfg.batch_size * len(timed) / max(sum(timed), 1e-9),
         "data_wait_share": sum(waits[1:] or waits) / max(sum(timed), 1e-9),
         "batches": seen, "timings": loader.timings(),
@@ -271,6 +316,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true")
     p.add_argument("--workspace", help="where the sample workspace goes when no --dataset is given "
                    "(default: the cache, $NEURONS_JAX_CACHE_DIR or ~/.cache/neurons_jax)")
+    p.add_argument("--targets", action="extend", nargs="+", default=[], choices=tuple(TARGETS),
+                   help="extra heads and losses: affinities (z/y/x nearest-neighbour offsets, masked BCE), "
+                        "lsd (10 local shape descriptors, masked MSE); both allowed")
     p.add_argument("--smoke", action="store_true",
                    help="a few tiny steps (seconds); --steps, --patch, --batch-size given explicitly still apply")
 
@@ -285,7 +333,9 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
     return TrainConfig(datasets=datasets, **sizes, learning_rate=a.lr, seed=a.seed, worker_count=a.workers,
                        augment=not a.no_augment, pad=getattr(a, "pad", False), ckpt_dir=a.ckpt_dir,
                        ckpt_every=a.ckpt_every, resume=a.resume, workspace=a.workspace,
-                       features=tuple(base["features"]), log_every=base["log_every"])
+                       features=tuple(base["features"]), log_every=base["log_every"],
+                       targets=tuple(dict.fromkeys(getattr(a, "targets", None) or ())),
+                       lsd_sigma_nm=base["lsd_sigma_nm"])
 
 
 def main(argv=None) -> int:

@@ -1,12 +1,16 @@
-"""``neurons-jax preview``: a PNG montage of one batch (image, union classes, instances).
+"""``neurons-jax preview``: a PNG montage of one batch (image, union classes, instances, targets).
 
 The picture's size is checked against a budget from the arguments (batch size, patch, --scale)
 before any data is read. ``--pad`` lets patches (plus the augmentation margin) be larger than a
-volume; the padding is masked out.
+volume; the padding is masked out. ``--targets NAME[,NAME]`` (names of ``nj.targets``:
+affinities, boundaries, distance, lsd, point_prompts) has the Loader compute those targets with the
+preview's defaults (``neurons_jax.preview.DEFAULT_TARGETS``: affinities with the 3 nearest and 5
+long-range offsets, LSD sigma 80 nm, ...) and adds their columns.
 
 Example:
     $ neurons-jax preview --dataset snemi3d=demo_out/prepared/snemi3d --dataset mitoem2=demo_out/prepared/mitoem2:2 -o batch.png
     $ neurons-jax preview --dataset mitoem2=demo_out/prepared/mitoem2 --patch 8 160 160 --pad -o big.png
+    $ neurons-jax preview --dataset snemi3d=demo_out/prepared/snemi3d --targets affinities,lsd -o targets.png
     $ neurons-jax preview config.json -o batch.png     # {"datasets": {"name": ["kind", "root", weight]}, ...}
 """
 
@@ -21,9 +25,10 @@ PATCH = (8, 64, 64)  # the train default: fits every sample volume with the augm
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..datasets.registry import kind_names
+    from ..preview import DEFAULT_TARGETS
 
     p.add_argument("config", nargs="?",
-                   help="JSON config: {datasets: {name: [kind, root, weight]}, patch, batch_size, seed, split, pad}")
+                   help="JSON config: {datasets: {name: [kind, root, weight]}, patch, batch_size, seed, split, pad, targets}")
     p.add_argument("--dataset", action="append", default=[], metavar="KIND=ROOT[:WEIGHT]",
                    help=f"a dataset to mix (repeatable); KIND one of {', '.join(kind_names())}")
     p.add_argument("--patch", type=int, nargs=3, default=PATCH, metavar=("Z", "Y", "X"))
@@ -33,13 +38,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--pad", action="store_true",
                    help="allow patches larger than a volume (the padding is masked out)")
+    p.add_argument("--targets", action="extend", nargs="+", default=[], metavar="NAME[,NAME]",
+                   help=f"training targets to compute and show ({', '.join(DEFAULT_TARGETS)}; "
+                        "default parameters: affinities with nearest + long-range offsets, lsd sigma 80 nm)")
     p.add_argument("--scale", type=int, default=2, help="pixel zoom of each panel (the picture's size is bounded)")
     p.add_argument("-o", "--output", default="preview.png")
 
 
 def run(args: argparse.Namespace) -> int:
     import neurons_jax as nj
-    from neurons_jax.preview import check_picture_size, montage, save_png
+    from neurons_jax.preview import (
+        check_picture_size,
+        default_targets,
+        montage,
+        save_png,
+        target_columns,
+    )
 
     cfg = {}
     if args.config:
@@ -57,13 +71,17 @@ def run(args: argparse.Namespace) -> int:
     split = cfg.get("split", args.split)
     patch = tuple(int(v) for v in cfg.get("patch", args.patch))
     batch_size = int(cfg.get("batch_size", args.batch_size))
-    check_picture_size(batch_size, patch, args.scale)  # before any data is read
+    names = cfg.get("targets", args.targets)
+    targets = default_targets([names] if isinstance(names, str) else names)
+    # before any data is read
+    check_picture_size(batch_size, patch, args.scale, extra_columns=target_columns(targets))
     sources = nj.datasets.sources_from_specs(specs, split)
     with nj.pipeline.Loader(
         sources, patch, batch_size, seed=int(cfg.get("seed", args.seed)), split=split, output="numpy",
         augment=None if args.no_augment else "default", pad=bool(cfg.get("pad", args.pad)),
+        targets=targets or None,
     ) as loader:
         batch = next(iter(loader))
-    path = save_png(montage(batch, loader.names, scale=args.scale), args.output)
+    path = save_png(montage(batch, loader.names, scale=args.scale, targets=targets), args.output)
     print(f"wrote {path} ({len(batch['dataset'])} samples from {', '.join(loader.names)})")
     return 0

@@ -2,11 +2,14 @@
 
 Without ``--dataset`` it trains on the sample workspace, cached and reused (see
 ``examples/train_flax.py``); ``--smoke`` shrinks only what is not given explicitly; ``--pad``
-allows patches larger than a volume. A NaN/inf image voxel stops it with a one-line error
-naming the volume and the position (exit 2), and so does a loss that is not finite.
+allows patches larger than a volume; ``--targets affinities lsd`` adds an affinity head (masked
+BCE) and an LSD head (masked MSE), computed by the Loader from the warped labels. A NaN/inf image
+voxel stops it with a one-line error naming the volume and the position (exit 2), and so does a
+loss that is not finite.
 
 Example:
     $ neurons-jax train --smoke
+    $ neurons-jax train --smoke --targets affinities lsd
     $ neurons-jax train --dataset snemi3d=demo_out/prepared/snemi3d:1 --dataset mitoem2=demo_out/prepared/mitoem2:2 \
           --steps 500 --ckpt-dir ckpt --ckpt-every 100
 """
