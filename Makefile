@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean install gpu-check
+.PHONY: demo test lint bench bench-peers clean install gpu-check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_augment.py
 	$(PY) benchmarks/bench_blockwise.py
 	$(PY) benchmarks/bench_pipeline.py
+
+# Our Loader beside gunpowder, torch-em and MONAI, each in its own venv (benchmarks/peers/setup.sh
+# makes those that are missing); ARGS=--quick for a short check
+bench-peers: $(STAMP)
+	bash benchmarks/peers/setup.sh || echo "bench-peers: a peer venv is missing; its rows report why"
+	$(PY) benchmarks/bench_peers.py $(ARGS)
 
 # On a machine with a GPU: gpu tests on real CuPy + every GPU benchmark row -> $(OUT)/gpu_check.{json,log}
 # (WHEELS=DIR installs benchmarks/gpu_wheels.txt without package access; DATA=DIR holds ../shared/data)

@@ -9,7 +9,13 @@ relabelling, to global ``jax.Array`` batches. Peer: MONAI ``CacheDataset`` + tor
 RandRotate90d, RandGaussianNoised, RandAdjustContrastd), and again with Rand3DElasticd.
 Same patch, batch size and number of workers.
 
-    .venv/bin/python benchmarks/bench_pipeline.py --batches 12 --workers 2
+Rate = steady state (``time_batches`` / ``steady_rate``): every batch's arrival is timed and
+the rate counts only the batches delivered after the first one the consumer had to wait for,
+i.e. once the prefetch buffers filled during start-up are drained (our Loader holds about 8
+batches per worker, a torch DataLoader ``prefetch_factor`` per worker). ``naive_samples_per_s``
+is the earlier method (the first 16 timed batches after the warm-up), kept for comparison.
+
+    .venv/bin/python benchmarks/bench_pipeline.py --batches 48 --workers 2
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +43,83 @@ def load_volume(tile: int = 2):
     return np.tile(img, (1, tile, tile)), np.tile(lab, (1, tile, tile))
 
 
-def bench_ours(img, lab, patch, batch, workers, n_batches, tmp) -> dict:
+def steady_rate(calls: Sequence[float], arrivals: Sequence[float], min_window: int = 4) -> dict:
+    """Batches/s once the prefetch buffers are drained, from each ``next()``'s call and return times.
+
+    A buffered batch returns at the consumer's own pace; the first call that *waited* for a
+    producer (it took longer than the quickest calls by more than a quarter of the typical
+    inter-arrival time of the second half, and at least 5 ms) marks the start of the steady
+    state: the rate counts the batches that arrived after it, over the time since it.
+    Without any waiting call the consumer is the bottleneck and every batch counts.
+
+    Four buffered batches come at once, then one every 0.5 s:
+
+    >>> arrivals = [0.01, 0.02, 0.03, 0.04] + [0.5 * (k + 1) for k in range(9)]
+    >>> calls = [0.0] + [a + 0.001 for a in arrivals[:-1]]
+    >>> r = steady_rate(calls, arrivals)
+    >>> r["first_wait"], round(r["batches_per_s"], 3), round(r["naive_batches_per_s"], 2)
+    (4, 2.0, 2.89)
+    """
+    n = len(arrivals)
+    if n != len(calls) or n < 2:
+        raise ValueError(f"calls and arrivals must be equal lists of >= 2 times; got {len(calls)}, {n}")
+    took = [a - c for c, a in zip(calls, arrivals)]
+    gaps = [b - a for a, b in zip(arrivals[:-1], arrivals[1:])]
+    typical = float(np.median(gaps[len(gaps) // 2 :]))
+    quickest = float(np.median(sorted(took)[: max(1, n // 8)]))
+    threshold = quickest + max(0.005, 0.25 * typical)
+    first_wait = next((i for i, t in enumerate(took) if t > threshold), None)
+    k0 = 0 if first_wait is None else first_wait
+    if n - 1 - k0 < min_window:
+        raise ValueError(
+            f"only {n - 1 - k0} batches after the buffers drained (batch {k0} of {n}); "
+            f"expected >= {min_window}: time more batches"
+        )
+    if first_wait is None:  # consumer-bound: the clock starts at the first call
+        window, span = n, arrivals[-1] - calls[0]
+    else:
+        window, span = n - 1 - k0, arrivals[-1] - arrivals[k0]
+    return {
+        "batches_per_s": window / span,
+        "first_wait": first_wait,
+        "window_batches": window,
+        "window_s": span,
+        "naive_batches_per_s": n / (arrivals[-1] - calls[0]),
+        "buffered_fraction": k0 / n,
+    }
+
+
+def time_batches(next_batch, warm: int, n: int, settle_s: float = 0.0, naive: int = 16) -> dict:
+    """Warm up, optionally let every buffer fill (``settle_s``), then time ``n`` batches.
+
+    Returns ``steady_rate`` of the arrivals (batches/s) plus ``naive_batches_per_s``: the
+    earlier method, the first ``naive`` batches after the warm-up over their wall time.
+    """
+    for _ in range(warm):
+        next_batch()
+    if settle_s:
+        time.sleep(settle_s)
+    calls, arrivals = [], []
+    for _ in range(n):
+        calls.append(time.perf_counter())
+        next_batch()
+        arrivals.append(time.perf_counter())
+    r = steady_rate(calls, arrivals)
+    k = min(naive, n)
+    r["naive_batches_per_s"] = k / (arrivals[k - 1] - calls[0])
+    r["naive_batches"] = k
+    r["arrivals_s"] = [round(a - calls[0], 4) for a in arrivals]
+    return r
+
+
+def per_sample(r: dict, batch: int, settle_s: float) -> dict:
+    """Samples/s (steady and naive) beside the raw timing record."""
+    return {"samples_per_s": r["batches_per_s"] * batch,
+            "naive_samples_per_s": r["naive_batches_per_s"] * batch,
+            "settle_s": settle_s, **r}
+
+
+def bench_ours(img, lab, patch, batch, workers, n_batches, tmp, settle_s=0.0) -> dict:
     import neurons_jax as nj
 
     root = Path(tmp) / "fib25"
@@ -45,19 +128,18 @@ def bench_ours(img, lab, patch, batch, workers, n_batches, tmp) -> dict:
     ds = nj.datasets.generic(str(root), split="train")
     loader = nj.pipeline.Loader({"fib25": (ds, 1.0)}, patch, batch, seed=0, worker_count=workers)
     it = iter(loader)
-    for _ in range(max(2, 2 * workers)):
-        next(it)  # start-up: every worker has delivered, prefetch buffers are full
-    t0 = time.perf_counter()
-    for _ in range(n_batches):
-        b = next(it)
-    b["image"].block_until_ready()
-    dt = time.perf_counter() - t0
+
+    def next_batch():
+        next(it)["image"].block_until_ready()
+
+    # start-up: every worker has delivered
+    r = time_batches(next_batch, max(2, 2 * workers), n_batches, settle_s)
     timings = loader.timings()
     loader.close()
-    return {"samples_per_s": n_batches * batch / dt, "seconds": dt, "timings": timings}
+    return {**per_sample(r, batch, settle_s), "timings": timings}
 
 
-def bench_monai(img, lab, patch, batch, workers, n_batches, elastic: bool) -> dict:
+def bench_monai(img, lab, patch, batch, workers, n_batches, elastic: bool, settle_s=0.0) -> dict:
     import torch
     from monai.data import CacheDataset, DataLoader
     from monai.transforms import (
@@ -85,33 +167,49 @@ def bench_monai(img, lab, patch, batch, workers, n_batches, elastic: bool) -> di
                                 mode=("bilinear", "nearest"), padding_mode="reflection"))
     t += [RandGaussianNoised(["image"], prob=0.5, std=0.05), RandAdjustContrastd(["image"], prob=0.5)]
     item = {"image": (img[None] / 255.0).astype(np.float32), "label": lab[None].astype(np.int32)}
-    n = (n_batches + 2 + 2 * max(1, workers)) * batch
+    warm = max(2, 2 * workers)
+    n = (n_batches + warm + 2 * max(1, workers)) * batch
     # as the seed did: the whole volume cached once; every sample deep-copies it (copy_cache)
     ds = CacheDataset([item], transform=Compose(t), cache_rate=1.0, num_workers=0, progress=False)
     sampler = torch.utils.data.RandomSampler(ds, replacement=True, num_samples=n)
     dl = DataLoader(ds, batch_size=batch, num_workers=workers, sampler=sampler)
     it = iter(dl)
-    for _ in range(max(2, 2 * workers)):
-        next(it)  # same start-up as ours
-    t0 = time.perf_counter()
-    for _ in range(n_batches):
-        next(it)
-    dt = time.perf_counter() - t0
-    return {"samples_per_s": n_batches * batch / dt, "seconds": dt}
+    r = time_batches(lambda: next(it), warm, n_batches, settle_s)  # same start-up as ours
+    return per_sample(r, batch, settle_s)
 
 
 def run_one(which: str, patch, a) -> dict:
     img, lab = load_volume()
     if which == "ours":
         with tempfile.TemporaryDirectory() as tmp:
-            return bench_ours(img, lab, patch, a.batch_size, a.workers, a.batches, tmp)
-    n = a.batches if which == "monai_seed" else max(3, a.batches // 3)
-    return bench_monai(img, lab, patch, a.batch_size, a.workers, n, which == "monai_elastic")
+            return bench_ours(img, lab, patch, a.batch_size, a.workers, a.batches, tmp, a.settle)
+    n = a.batches if which == "monai_seed" else max(8, a.batches // 4)
+    return bench_monai(img, lab, patch, a.batch_size, a.workers, n, which == "monai_elastic", a.settle)
+
+
+def python_for(which: str) -> str:
+    """MONAI rows run in the peer venv of benchmarks/peers/setup.sh when it exists (torch and
+    MONAI are not dependencies of neurons_jax), else in this interpreter."""
+    peer = ROOT / "benchmarks" / "peers" / ".venv-monai" / "bin" / "python"
+    return str(peer) if which != "ours" and peer.exists() else sys.executable
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``): machines of one kind differ."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--batches", type=int, default=12)
+    p.add_argument("--batches", type=int, default=48, help="timed batches (MONAI +elastic: a quarter)")
+    p.add_argument("--settle", type=float, default=0.0,
+                   help="seconds to sleep after the warm-up so every buffer fills (a check of the method)")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--patches", nargs="+", default=["32x128x128", "32x256x256"])
@@ -127,8 +225,9 @@ def main() -> int:
     for ps in a.patches:
         row = {"patch": ps, "batch": a.batch_size, "workers": a.workers}
         for which in a.which:
-            cmd = [sys.executable, __file__, "--one", f"{which}:{ps}", "--batches", str(a.batches),
-                   "--batch-size", str(a.batch_size), "--workers", str(a.workers)]
+            cmd = [python_for(which), __file__, "--one", f"{which}:{ps}", "--batches", str(a.batches),
+                   "--batch-size", str(a.batch_size), "--workers", str(a.workers),
+                   "--settle", str(a.settle)]
             r = subprocess.run(cmd, capture_output=True, text=True)
             if r.returncode != 0:
                 row[which] = {"error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "failed"}
@@ -138,12 +237,14 @@ def main() -> int:
         line = f"{ps:>12} workers={a.workers}"
         for k in a.which:
             if "samples_per_s" in row.get(k, {}):
-                line += f"  {k} {row[k]['samples_per_s']:7.2f}/s"
+                line += (f"  {k} {row[k]['samples_per_s']:7.2f}/s"
+                         f" (naive {row[k]['naive_samples_per_s']:.2f})")
         for k in ("monai_seed", "monai_elastic"):
             if "samples_per_s" in row.get(k, {}) and "samples_per_s" in row.get("ours", {}):
                 line += f"  ours/{k} x{row['ours']['samples_per_s'] / row[k]['samples_per_s']:.1f}"
         print(line, flush=True)
-    out = {"machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+    out = {"machine": f"{platform.machine()} {os.cpu_count()} cores, {cpu_model()}, "
+                      f"Python {platform.python_version()}",
            "rows": rows, "command": " ".join(sys.argv)}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(a.out).with_suffix(".tmp")
