@@ -26,14 +26,13 @@ Example:
     ([[0, 1, 2], [3, 4, 5]], [1, 2])
     >>> reader.release(ref); pool.blocks[0].buf[0]
     0
-    >>> reader.close_all(); pool.close()
+    >>> reader.close_all(); pool.close()    # unlinked; unmapped with the last view
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import sys
 import threading
 from dataclasses import dataclass
 from multiprocessing import shared_memory
@@ -106,7 +105,7 @@ class BatchPool:
                 blk = min(free, key=lambda b: b.size)
             elif len(self.blocks) < self.max_blocks:
                 name = f"{block_prefix(self.token)}{os.getpid()}_{len(self.blocks)}"
-                blk = shared_memory.SharedMemory(name=name, create=True, size=rounded(nbytes))
+                blk = Block(name=name, create=True, size=rounded(nbytes))
                 self.blocks.append(blk)
             else:
                 return None
@@ -133,15 +132,34 @@ class BatchPool:
 
     def close(self, unlink: bool = True) -> None:
         """Stop making blocks and (by default) unlink the ones this process made: the consumer
-        unlinks those it saw; a block made after that is ours to remove. Unmapping waits until
-        no view of a block is left (``retire``): a producer thread may still be writing one."""
+        unlinks those it saw; a block made after that is ours to remove. The mappings go with
+        their last view (a producer thread may still be writing one: see ``Block``)."""
         with self._lock:
             self.closed = True
             blocks, self.blocks = self.blocks, []
-        for b in blocks:
-            if unlink:
+        if unlink:
+            for b in blocks:
                 _unlink(b)
-            retire(b)
+
+
+class Block(shared_memory.SharedMemory):
+    """A shared-memory block that is never unmapped explicitly. NumPy arrays made on a buffer
+    keep a reference to the buffer object but not an export of it, so ``SharedMemory.close``
+    (also run by its ``__del__``) could unmap a block under a live view and crash the thread
+    using it. Here the mapping is freed with its last reference (the views' ``memoryview`` keeps
+    the ``mmap`` alive); the file descriptor is closed at once, the name unlinked by ``unlink``."""
+
+    def __init__(self, name: str | None = None, create: bool = False, size: int = 0):
+        super().__init__(name=name, create=create, size=size)
+        if getattr(self, "_fd", -1) >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def close(self) -> None:  # the mapping goes with its last reference, never under a view
+        pass
+
+    def __del__(self) -> None:
+        pass
 
 
 def block_prefix(token: str) -> str:
@@ -190,30 +208,6 @@ class Reader:
                         pass
         for blk in blocks.values():
             _unlink(blk)
-            retire(blk)
-
-
-_RETIRED: list[shared_memory.SharedMemory] = []
-_RETIRED_LOCK = threading.Lock()
-
-
-def retire(blk: shared_memory.SharedMemory | None = None) -> None:
-    """Unmap ``blk`` and earlier retired blocks once nothing views them any more (a block still
-    viewed, e.g. by a producer thread finishing its last batch, is kept and tried again later;
-    unmapping it under a live view would crash that thread)."""
-    with _RETIRED_LOCK:
-        if blk is not None:
-            _RETIRED.append(blk)
-        keep = []
-        for b in _RETIRED:
-            if sys.getrefcount(b._buf) > 2 if b._buf is not None else False:  # views export it
-                keep.append(b)
-                continue
-            try:
-                b.close()
-            except BufferError:
-                keep.append(b)
-        _RETIRED[:] = keep
 
 
 def _unlink(blk: shared_memory.SharedMemory) -> None:
@@ -223,7 +217,7 @@ def _unlink(blk: shared_memory.SharedMemory) -> None:
         pass
 
 
-def _attach(name: str) -> shared_memory.SharedMemory:
-    """Map an existing block without registering it with this process's resource tracker
-    (its creator registered it; the consumer unlinks it, which unregisters it)."""
-    return shared_memory.SharedMemory(name=name)
+def _attach(name: str) -> Block:
+    """Map an existing block (the consumer unlinks it at the end, which also unregisters it
+    from the resource tracker its creator registered it with)."""
+    return Block(name=name)
