@@ -64,7 +64,7 @@ MODE_EXAMPLES = {
 }
 EXAMPLES = "examples:\n" + "\n".join(MODE_EXAMPLES.values()) + "\n\nMODE --help lists the options of a mode.\n"
 DEFAULTS = {"connectivity": None, "interior": 1, "boundary": 2, "grow": True, "kind": None,
-            "ignore_classes": [], "block_shape": None, "scheduler": None}
+            "ignore_classes": [], "block_shape": None, "scheduler": None, "order": "auto"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -109,6 +109,11 @@ def _mode_arguments(p: argparse.ArgumentParser, mode: str) -> None:
         p.add_argument("--scheduler", metavar="ADDRESS",
                        help="--block-shape: the Dask scheduler to use (default: a LocalCluster; "
                        "'synchronous': this process)")
+    if mode == "components":
+        p.add_argument("--order", choices=("auto", "raster", "blocks"), default="auto",
+                       help="--block-shape: numbering of the components: raster (the in-memory "
+                       "numbering), blocks (by first block, then raster order in it; scales to any "
+                       "size) or auto (raster up to 2^30 voxels, else blocks; default)")
     p.add_argument("--voxel-size", type=float, nargs="+", metavar="NM",
                    help="voxel size (z y x nm, positive) to record in the output (default: the "
                    "input's, if it has one; else none is recorded)")
@@ -342,7 +347,7 @@ def _blockwise(args: argparse.Namespace, lv, dst, vs) -> int:
         n = None
         if args.mode == "components":
             vol, n = bw.blockwise_connected_components(lv.volume, str(dst.path), bs, args.connectivity or 6,
-                                                       device=args.device, **common)
+                                                       device=args.device, order=args.order, **common)
         elif args.mode == "union":
             vol = bw.blockwise_union_semantic(lv.volume, str(dst.path), bs, args.kind,
                                               tuple(args.ignore_classes), **common)

@@ -1,8 +1,11 @@
 """Blockwise label ops for volumes larger than one machine, run on Dask.
 
-``blockwise_connected_components`` labels each block, stitches blocks through the equivalences
-found on their faces with one global union-find, and rewrites every block through one lookup
-table: the result equals the in-memory ``connected_components`` (same numbering).
+``blockwise_connected_components`` labels each block once (keeping its provisional labels
+beside the output), joins blocks through the equivalences found on their faces by a
+hierarchical merge over groups of neighbouring blocks (no volume-wide table anywhere), and
+rewrites each block through its own table: ``order="raster"`` equals the in-memory
+``connected_components`` (same numbering), ``order="blocks"`` numbers by first block then
+raster order inside it (docs/blockwise.md).
 ``blockwise_union_semantic`` maps blocks to union classes; ``blockwise_renumber`` compacts ids
 through a distributed unique. Jobs resume from the records in ``DEST.blockwise/``. Importing
 this package does not import Dask (it loads when a job starts).

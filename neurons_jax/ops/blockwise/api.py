@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,12 +30,27 @@ import numpy as np
 
 from ...backend import check_connectivity, check_device
 from ...volumes import Volume
-from .job import Job, run_job
+from .hierarchy import down_task, up_task
+from .job import Job, open_source, run_job
 from .label import WHO, label_block
-from .merge import face_block, solve
+from .numbering import count_block
+from .plan import BlockGrid, Hierarchy
 from .renumber import merge_uniques, number, unique_block
 from .runner import Runner
 from .write import write_components, write_renumbered, write_union
+
+ORDERS = ("auto", "raster", "blocks")
+RASTER_MAX_VOXELS = 2**30  # order="auto": raster numbering up to this many voxels, blocks above
+UINT64_FROM = 2**32  # n at which the output grows from uint32 to uint64 ids
+
+
+def resolve_order(order: str, n_voxels: int) -> str:
+    """``order`` checked; "auto" -> "raster" up to ``RASTER_MAX_VOXELS`` voxels, else "blocks"."""
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {', '.join(map(repr, ORDERS))}; got {order!r}")
+    if order == "auto":
+        return "raster" if n_voxels <= RASTER_MAX_VOXELS else "blocks"
+    return order
 
 
 def blockwise_connected_components(
@@ -44,6 +60,8 @@ def blockwise_connected_components(
     connectivity: int = 6,
     client: Any = None,
     *,
+    order: str = "auto",
+    group_shape: Sequence[int] = (2, 2, 2),
     n_workers: int | None = None,
     device: str = "auto",
     progress: bool = True,
@@ -51,53 +69,89 @@ def blockwise_connected_components(
     voxel_size: Sequence[float] | None = None,
     allow_missing: bool | None = None,
 ) -> tuple[Volume, int]:
-    """Multilabel connected components of a volume of any size -> (uint32 output Volume, n).
+    """Multilabel connected components of a volume of any size -> (output Volume, n).
 
-    Equal to ``nj.ops.connected_components(whole_volume, connectivity)``, numbering included
-    (integer or bool labels; uint64 ids of any value). ``client``: None (a LocalCluster of
-    ``n_workers`` processes), a scheduler address, a ``distributed.Client`` or
-    ``"synchronous"``. ``device``: "auto" labels blocks on the worker's GPU when it has one,
-    "cpu" or "gpu" force it.
+    Each block is labelled once; equivalences across block faces are joined by a hierarchical
+    merge over groups of ``group_shape`` neighbouring blocks (then groups of groups), so no
+    process holds a volume-wide table. ``order``: "raster" numbers components like the
+    in-memory ``nj.ops.connected_components(whole_volume, connectivity)`` (C-raster order of
+    first voxels; needs the sorted first-voxel keys of all components, 8 B each, in one
+    process); "blocks" numbers them by their first block (C order of the block grid), then by
+    raster order inside it, compact 1..n, the same on every rerun and worker count; "auto" is
+    "raster" up to ``RASTER_MAX_VOXELS`` (2**30) voxels, else "blocks". The output is uint32,
+    uint64 when n >= 2**32. Integer or bool labels, uint64 ids of any value. ``client``: None
+    (a LocalCluster of ``n_workers`` processes), a scheduler address, a
+    ``distributed.Client`` or ``"synchronous"``. ``device``: "auto" labels blocks on the
+    worker's GPU when it has one, "cpu" or "gpu" force it.
     """
     connectivity = check_connectivity(connectivity, 3, "blockwise_connected_components")
     check_device(device, WHO)  # resolved on each worker, which may or may not have a GPU
+    src = open_source(source_spec, voxel_size, allow_missing)
+    order = resolve_order(order, src.size)
+    Hierarchy(BlockGrid(src.shape, block_shape).grid, group_shape)  # fails here, before any work
+    group = [int(g) for g in group_shape]
     vol, summary = run_job(
-        "connected_components", source_spec, dest_spec, block_shape, np.uint32, _components,
-        extra={"connectivity": connectivity}, options={"device": device}, client=client,
-        n_workers=n_workers, progress=progress, chunks=chunks, voxel_size=voxel_size,
-        allow_missing=allow_missing,
+        "connected_components", src, dest_spec, block_shape, None, _components,
+        extra={"connectivity": connectivity, "order": order, "group_shape": group},
+        options={"device": device}, client=client, n_workers=n_workers, progress=progress,
+        chunks=chunks, voxel_size=voxel_size, allow_missing=allow_missing,
     )  # fmt: skip
     return vol, int(summary["n"])
 
 
 def _components(runner: Runner, job: Job) -> dict:
     grid, nb = job.grid, job.grid.n_blocks
-    rec = job.state.get_arrays("merge/table.npz")
-    if rec is None:
-        keys = runner.map("label", label_block, [(job, b) for b in range(nb)])
-        counts = np.array([len(k) for k in keys], np.int64)
-        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-        deltas = [(i, j, k) for i in (0, 1) for j in (0, 1) for k in (0, 1)]
-        args = []
-        for b in range(nb):
-            near = {u for u in (grid.upper(b, d) for d in deltas) if u is not None}
-            if len(near) > 1:  # a block with no upper neighbour has no upper face to check
-                args.append((job, b, {u: int(offsets[u]) for u in near}))
-        pairs = runner.map("faces", face_block, args)
-        t0 = time.perf_counter()
-        lut, n = solve(keys, pairs)
-        runner.seconds["merge"] = round(time.perf_counter() - t0, 3)
-        n_pairs = sum(len(p) for p in pairs)
-        job.state.put_arrays(
-            "merge/table.npz", lut=lut, offsets=offsets, counts=counts, n=np.array([n, n_pairs])
+    if nb >= 2**31 or int(np.prod(grid.block_shape)) >= 2**32:
+        raise ValueError(
+            f"block_shape {grid.block_shape}: blocks need fewer than 2**32 voxels and the volume "
+            f"fewer than 2**31 blocks; got {nb} blocks"
         )
+    hier = Hierarchy(grid.grid, job.options["group_shape"])
+    job.options["top"] = top = hier.top
+    job.options["run"] = uuid.uuid4().hex  # names this run's caches in the workers
+    job.create_provisional()
+    blocks = range(nb)
+    local = runner.map("label", label_block, [(job, b) for b in blocks])
+    largest, pairs = {}, 0  # per level, the most open nodes and face pairs one merge task held
+    for level in range(1, top + 1):  # level 1 finds the face pairs of its blocks first
+        ups = runner.map(f"merge {level}", up_task, [(job, level, g) for g in range(hier.n_groups(level))])
+        largest[str(level)] = [max(u[0] for u in ups), max(u[1] for u in ups)]
+        pairs += sum(u[1] for u in ups) if level == 1 else 0
+    counts: list = [None] * nb
+    for level in range(top, 0, -1):  # level 1 counts its blocks last
+        downs = runner.map(f"down {level}", down_task, [(job, level, g) for g in range(hier.n_groups(level))])
+    if top == 0:
+        counts = runner.map("count", count_block, [(job, b) for b in blocks])
     else:
-        lut, offsets, counts = rec["lut"], rec["offsets"], rec["counts"]
-        n, n_pairs = (int(x) for x in rec["n"])
-    zero = np.zeros(1, np.uint32)
-    tables = [np.concatenate([zero, lut[o + 1 : o + c + 1]]) for o, c in zip(offsets, counts)]
-    runner.map("write", write_components, [(job, b, tables[b]) for b in range(nb)])
-    return {"n": int(n), "provisional_ids": int(counts.sum()), "face_pairs": int(n_pairs)}
+        for part in downs:
+            for b, c in part:
+                counts[b] = c
+        del downs
+    t0 = time.perf_counter()
+    homed = np.array([c for c, _, _ in counts], np.int64)
+    offsets = np.concatenate([[0], np.cumsum(homed)[:-1]]).astype(np.int64)
+    if job.options["order"] == "raster":
+        rec = job.state.get_arrays("merge/keys.rec")
+        if rec is None:
+            keys = np.sort(np.concatenate([k for _, _, k in counts] + [np.zeros(0, np.int64)]))
+            job.state.put_arrays("merge/keys.rec", keys=keys)
+        else:
+            keys = rec["keys"]
+        n = len(keys)
+        del keys
+    else:
+        n = int(homed.sum())
+    dtype = np.dtype(np.uint32 if n < UINT64_FROM else np.uint64)
+    job.create_output(dtype)
+    runner.seconds["numbering"] = round(time.perf_counter() - t0, 3)
+    args = []
+    for b, (_, foreign, _) in enumerate(counts):
+        args.append((job, b, {b: int(offsets[b]), **{int(h): int(offsets[h]) for h in foreign}}, dtype.name))
+    del counts
+    runner.map("write", write_components, args)
+    return {"n": int(n), "order": job.options["order"], "levels": top, "dtype": dtype.name,
+            "provisional_ids": int(sum(local)), "face_pairs": int(pairs),
+            "merge_task_max_nodes_pairs": largest}  # fmt: skip
 
 
 def blockwise_union_semantic(
@@ -185,11 +239,12 @@ def cli_components(
     scheduler: str | None = None,
     progress: bool = True,
     voxel_size: Sequence[float] | None = None,
+    order: str = "auto",
 ) -> tuple[Volume, int]:
-    """What ``neurons-relabel components --block-shape Z Y X [--scheduler ADDRESS]`` runs:
-    a LocalCluster when ``scheduler`` is None, else the Dask scheduler at that address;
+    """What ``neurons-relabel components --block-shape Z Y X [--scheduler ADDRESS] [--order O]``
+    runs: a LocalCluster when ``scheduler`` is None, else the Dask scheduler at that address;
     ``voxel_size`` (``--voxel-size``) replaces the source's in the output."""
     return blockwise_connected_components(
         source, dest, block_shape, connectivity, client=scheduler, progress=progress,
-        voxel_size=voxel_size,
+        voxel_size=voxel_size, order=order,
     )

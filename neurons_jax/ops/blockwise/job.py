@@ -4,9 +4,12 @@
 writing), resolves the destination (``state.resolve_target``), returns at once when an
 identical job already finished there, refuses an output that exists without its records,
 creates the zarr3 output (chunks dividing the block shape, the source's voxel size when it has
-one), runs the
-operation's phases through a ``Runner``, then declares the output complete and moves it into
-place. Each phase is a function ``phases(runner, job) -> dict`` (the job's summary).
+one; with ``out_dtype=None`` the phases create it with ``Job.create_output`` once they know the
+dtype), runs the operation's phases through a ``Runner``, then declares the output complete and
+moves it into place. Each phase is a function ``phases(runner, job) -> dict`` (the job's
+summary). ``Job.write_provisional``/``read_provisional`` keep block-local labels between phases
+in ``DEST.blockwise/provisional`` (zarr3, zstd level 1, uint16 for blocks of fewer than 2**16
+components; removed with the other records).
 
 Inputs get the checks of ``neurons-relabel`` in memory (``ops._checks``): integer or bool dtype
 when the job starts, no negative ids in each block read (``Job.read_block``, whose errors name
@@ -62,6 +65,7 @@ class Job:
     state: State
     output: dict[str, Any]
     options: dict[str, Any] = field(default_factory=dict)
+    create: dict[str, Any] | None = None  # the output's zarr3 spec, when made once its dtype is known
 
     def read_block(self, bid: int) -> np.ndarray:
         """The input of block ``bid``; errors name the block, negative ids are refused."""
@@ -75,12 +79,69 @@ class Job:
 
     def write_block(self, bid: int, data: np.ndarray) -> None:
         """Write one block of the output (each block covers whole chunks: no write races)."""
-        key = (os.getpid(), repr(self.output))
-        store = _STORES.get(key)
-        if store is None:
-            store = ts.open(self.output, open=True, write=True, context=shared_context()).result()
-            _STORES[key] = store
-        wait(store[self.grid.box(bid)].write(np.ascontiguousarray(data)))
+        wait(_store(self.output)[self.grid.box(bid)].write(np.ascontiguousarray(data)))
+
+    def create_output(self, dtype: Any) -> None:
+        """Create the output (kept by a rerun: the same job gives the same dtype) as ``dtype``."""
+        spec = dict(self.create or {})
+        spec["metadata"] = dict(spec["metadata"], data_type=np.dtype(dtype).name)
+        wait(ts.open(spec, create=True, open=True, context=shared_context()))
+
+    def provisional(self, dtype: Any) -> dict[str, Any]:
+        """Spec of the block-local labels kept between the label and write phases: zarr3, zstd
+        level 1, one chunk per output chunk, in ``DEST.blockwise/provisional/uint16`` (blocks
+        with fewer than 2**16 components: half the bytes to compress) or ``.../uint32``."""
+        name = np.dtype(dtype).name
+        kv = dict(self.state.spec, path=self.state.spec["path"] + f"provisional/{name}/")
+        return {"driver": "zarr3", "kvstore": kv, "store_data_equal_to_fill_value": True}
+
+    def create_provisional(self) -> None:
+        for dtype in PROVISIONAL:
+            meta = dict(self.create["metadata"], data_type=np.dtype(dtype).name)
+            meta.pop("dimension_names", None)
+            meta["codecs"] = [{"name": "bytes", "configuration": {"endian": "little"}},
+                              {"name": "zstd", "configuration": {"level": 1}}]  # fmt: skip
+            spec = dict(self.provisional(dtype), metadata=meta)
+            wait(ts.open(spec, create=True, open=True, context=shared_context()))
+
+    def write_provisional(self, bid: int, ids: np.ndarray, n: int) -> None:
+        """Keep block ``bid``'s local ids (not fsynced: they are checked when read back, and
+        recomputed from the input if a crash of the machine lost them)."""
+        dtype = provisional_dtype(n)
+        store = _store(self.provisional(dtype), sync=False)
+        wait(store[self.grid.box(bid)].write(np.ascontiguousarray(ids, dtype)))
+
+    def read_provisional(self, bid: int, n: int) -> np.ndarray | None:
+        """Block ``bid``'s local ids, or None when they cannot be read back."""
+        try:
+            return np.asarray(wait(_store(self.provisional(provisional_dtype(n)), sync=False)[self.grid.box(bid)].read()))
+        except Exception:  # noqa: BLE001 - the caller recomputes the block
+            return None
+
+
+PROVISIONAL = (np.uint16, np.uint32)
+
+
+def provisional_dtype(n: int) -> type:
+    """Where a block of ``n`` components keeps its provisional labels."""
+    return np.uint16 if n < 2**16 else np.uint32
+
+
+_NOSYNC: dict[int, ts.Context] = {}
+
+
+def _store(spec: dict[str, Any], sync: bool = True) -> ts.TensorStore:
+    """The open TensorStore of ``spec`` in this process (opened once per process); ``sync=False``
+    writes local files without fsync."""
+    key = (os.getpid(), repr(spec), sync)
+    store = _STORES.get(key)
+    if store is None:
+        context = shared_context()
+        if not sync:
+            context = _NOSYNC.setdefault(os.getpid(), ts.Context({"file_io_sync": False}, parent=context))
+        store = ts.open(spec, open=True, context=context).result()
+        _STORES[key] = store
+    return store
 
 
 def in_block(e: BaseException, bid: int, n_blocks: int) -> BaseException:
@@ -96,11 +157,16 @@ def in_block(e: BaseException, bid: int, n_blocks: int) -> BaseException:
 def open_source(
     source: Any, voxel_size: Sequence[float] | None = None, allow_missing: bool | None = None
 ) -> Volume:
-    """A Volume from a Volume, a path, a URL or a TensorStore spec (opened for reading only);
+    """A Volume from a Volume, a path, a URL, a TensorStore spec (opened for reading only) or a
+    generated source's spec (``{"driver": "nj_generated", ...}``, ``generated.py``);
     ``voxel_size`` replaces the one it records (label ops need none: it may stay None).
     ``allow_missing`` applies to what is opened here (a Volume keeps its own policy)."""
     if isinstance(source, Volume):
         return source if voxel_size is None else source.with_voxel_size(voxel_size)
+    if isinstance(source, dict) and source.get("driver") == "nj_generated":
+        from .generated import open_generated  # computed from coordinates (tests, benchmarks)
+
+        return Volume(open_generated(source), voxel_size)
     return Volume.open(source, voxel_size=voxel_size, allow_missing=allow_missing)
 
 
@@ -114,7 +180,7 @@ def _plan(op: str, src: Volume, grid: BlockGrid, chunks, out_dtype, extra: dict)
         "voxel_size": None if src.voxel_size is None else list(src.voxel_size),
         "block_shape": list(grid.block_shape),
         "chunks": list(chunks),
-        "out_dtype": np.dtype(out_dtype).name,
+        "out_dtype": "auto" if out_dtype is None else np.dtype(out_dtype).name,
         **extra,
     }
 
@@ -173,12 +239,13 @@ def _run_locked(op, src, grid, chunks, target, plan, out_dtype, phases, extra, o
         )
     target.state.check_plan(plan)
 
-    spec = zarr3_spec("/unused", out_dtype, src.shape, src.voxel_size, chunks)
+    spec = zarr3_spec("/unused", out_dtype or np.uint32, src.shape, src.voxel_size, chunks)
     spec["kvstore"] = target.output_kvstore
-    wait(ts.open(spec, create=True, open=True, context=shared_context()))
     # blocks of zeros are stored too: a missing chunk of the output always means lost data
     open_spec = {"driver": "zarr3", "kvstore": target.output_kvstore, "store_data_equal_to_fill_value": True}
-    job = Job(src, grid, target.state, open_spec, {**(extra or {}), **(options or {})})
+    job = Job(src, grid, target.state, open_spec, {**(extra or {}), **(options or {})}, spec)
+    if out_dtype is not None:  # else the phases create it once they know the dtype
+        job.create_output(out_dtype)
     with Runner(client, n_workers=n_workers, progress=progress) as runner:
         t0 = time.perf_counter()
         summary = dict(phases(runner, job))

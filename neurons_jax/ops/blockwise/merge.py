@@ -1,31 +1,43 @@
-"""Phases 2 and 3 of blockwise connected components: face equivalences, then one global table.
+"""Phase 2 of blockwise connected components: the equivalences found on block faces.
 
-Block ids are made disjoint by a prefix sum of the block counts (provisional id = block offset
-+ local id). Every pair of touching voxels that lie in different blocks has its componentwise
-minimum in some block B, and both voxels inside B grown by one voxel on its upper sides. So the
-face task of B looks, for each axis a, at the two planes on either side of B's upper a-face
-(grown by one row/column into the upper neighbours along the other axes when the connectivity
-reaches across edges and corners) and emits the pairs of provisional ids of touching voxels
-with equal input values. ``solve`` joins them with ``scipy.sparse.csgraph`` and numbers each
-global component by the smallest key (global first-voxel index) of its parts, which is the
-C-raster order of first voxels the in-memory call gives.
+A component's parts in two blocks are named by *codes*: block id * 2**32 + local id (int64),
+unique over the volume. Every pair of touching voxels that lie in different blocks has its
+componentwise minimum in some block B, and both voxels inside B grown by one voxel on its upper
+sides. So the face task of B looks, for each axis a, at the two planes on either side of B's
+upper a-face (grown by one row/column into the upper neighbours along the other axes when the
+connectivity reaches across edges and corners) and emits the pairs of codes of touching voxels
+with equal input values whose blocks' componentwise minimum is B (each pair once), each with
+the level of the block hierarchy (``plan.Hierarchy``) whose
+groups first hold both blocks: the merge task of that group joins them (``hierarchy``).
 
 Example:
     >>> import numpy as np
-    >>> from neurons_jax.ops.blockwise.merge import solve
-    >>> lut, n = solve([np.array([0, 9]), np.array([4])], [np.array([[2, 3]])])
-    >>> lut.tolist(), n  # ids 1, 2, 3; 2 and 3 joined; first voxels 0, 9 and 4
-    ([0, 1, 2, 2], 2)
+    >>> from neurons_jax.ops.blockwise.merge import code, split
+    >>> c = code(np.array([3]), np.array([7]))
+    >>> c.tolist(), [a.tolist() for a in split(c)]
+    ([12884901895], [[3], [7]])
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import numpy as np
 
 from ...backend import reach
 from .job import Job
+from .plan import Hierarchy
+
+LOCAL_BITS = 32
+
+
+def code(bid, local) -> np.ndarray:
+    """Codes (int64) of local ids ``local`` of blocks ``bid``."""
+    return (np.asarray(bid, np.int64) << LOCAL_BITS) | np.asarray(local, np.int64)
+
+
+def split(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes -> (block ids, local ids), both int64."""
+    codes = np.asarray(codes, np.int64)
+    return codes >> LOCAL_BITS, codes & ((1 << LOCAL_BITS) - 1)
 
 
 def _shift(length: int, d: int) -> tuple[slice, slice]:
@@ -33,8 +45,18 @@ def _shift(length: int, d: int) -> tuple[slice, slice]:
     return slice(max(0, -d), length - max(0, d)), slice(max(0, d), length - max(0, -d))
 
 
-def _plane(job: Job, bid: int, a: int, side: int, offsets: dict, records: dict) -> tuple:
-    """Provisional ids and values on plane ``side`` (0: B's last, 1: beyond) of B's upper a-face."""
+def _record(job: Job, nb: int, records: dict) -> dict:
+    rec = records.get(nb)
+    if rec is None:
+        rec = records[nb] = job.state.get_arrays(f"planes/{nb}.rec")
+        if rec is None:
+            raise RuntimeError(f"{job.state.describe()}: block {nb} has no planes record (label phase)")
+    return rec
+
+
+def _plane(job: Job, bid: int, a: int, side: int, records: dict, offsets: dict) -> tuple:
+    """Compact ids (block offset + local id) and values on plane ``side`` (0: B's last, 1:
+    beyond) of B's upper a-face."""
     grid, conn = job.grid, job.options["connectivity"]
     b_ax, c_ax = (x for x in range(3) if x != a)
     ext = grid.extent(bid)
@@ -48,19 +70,15 @@ def _plane(job: Job, bid: int, a: int, side: int, offsets: dict, records: dict) 
             delta = [0, 0, 0]
             delta[a], delta[b_ax], delta[c_ax] = side, db, dc
             nb = grid.upper(bid, delta)
-            rec = records.get(nb)
-            if rec is None:
-                rec = records[nb] = job.state.get_arrays(f"label/{nb}.npz")
-                if rec is None:
-                    raise RuntimeError(f"{job.state.describe()}: block {nb} has no label record")
+            rec = records[nb]
             local = rec[f"last{a}" if side == 0 else f"first{a}"]
-            local = local[: 1 if db else None, : 1 if dc else None]
+            local = local[: 1 if db else None, : 1 if dc else None].astype(np.int64)
             values = np.concatenate([np.zeros(1, rec["values"].dtype), rec["values"]])
             if val is None:
                 val = np.zeros(shape, values.dtype)
             rows = slice(ext[b_ax], None) if db else slice(0, ext[b_ax])
             cols = slice(ext[c_ax], None) if dc else slice(0, ext[c_ax])
-            gid[rows, cols] = np.where(local > 0, local.astype(np.int64) + offsets[nb], 0)
+            gid[rows, cols] = np.where(local > 0, local + offsets[nb], 0)
             val[rows, cols] = values[local]
     return gid, val
 
@@ -71,16 +89,21 @@ def _unit(axis: int) -> tuple[int, int, int]:
     return tuple(u)
 
 
-def face_pairs(job: Job, bid: int, offsets: dict[int, int]) -> np.ndarray:
-    """Unique pairs (lo, hi) of provisional ids joined across the upper faces of block ``bid``."""
+def face_pairs(job: Job, bid: int) -> np.ndarray:
+    """Unique pairs (lo, hi) of codes joined across the upper faces of block ``bid``."""
     grid, conn = job.grid, job.options["connectivity"]
-    records: dict = {}
+    near = sorted({u for d in np.ndindex(2, 2, 2) if (u := grid.upper(bid, d)) is not None})
+    records = {nb: _record(job, nb, {}) for nb in near}
+    sizes = [len(records[nb]["values"]) for nb in near]
+    start = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    offsets = dict(zip(near, start.tolist()))  # compact ids: 1D uniques instead of row uniques
+    top = int(sum(sizes)) + 1
     out = []
     for a in range(3):
         if grid.upper(bid, _unit(a)) is None:
             continue
-        g0, v0 = _plane(job, bid, a, 0, offsets, records)
-        g1, v1 = _plane(job, bid, a, 1, offsets, records)
+        g0, v0 = _plane(job, bid, a, 0, records, offsets)
+        g1, v1 = _plane(job, bid, a, 1, records, offsets)
         for db in (-1, 0, 1):
             for dc in (-1, 0, 1):
                 if 1 + (db != 0) + (dc != 0) > reach(conn):
@@ -88,62 +111,46 @@ def face_pairs(job: Job, bid: int, offsets: dict[int, int]) -> np.ndarray:
                 (r0, r1), (c0, c1) = _shift(g0.shape[0], db), _shift(g0.shape[1], dc)
                 x, y = g0[r0, c0], g1[r1, c1]
                 m = (x > 0) & (y > 0) & (v0[r0, c0] == v1[r1, c1])
-                out.append(np.stack([x[m], y[m]], axis=1))
-    if not out:
+                lo, hi = np.minimum(x[m], y[m]), np.maximum(x[m], y[m])
+                out.append(np.unique(lo * top + hi) if top < 2**31 else np.stack([lo, hi], 1))
+    if not out or not sum(len(o) for o in out):
         return np.zeros((0, 2), np.int64)
-    return _unique_pairs(np.concatenate(out))
+    if top < 2**31:
+        joint = np.unique(np.concatenate(out))
+        pairs = np.stack([joint // top, joint % top], axis=1)
+    else:
+        pairs = unique_pairs(np.concatenate(out))
+    # compact ids -> codes
+    which = np.searchsorted(start, pairs - 1, side="right") - 1  # block k: start[k] + 1 ...
+    pairs = code(np.asarray(near, np.int64)[which], pairs - start[which])
+    # pairs between two grown rows are the face pairs of another block: keep those whose blocks'
+    # componentwise minimum is this block, so each pair is found once, by a block of every
+    # group that holds both of its blocks
+    ia = np.stack(np.unravel_index(pairs[:, 0] >> LOCAL_BITS, grid.grid), axis=1)
+    ib = np.stack(np.unravel_index(pairs[:, 1] >> LOCAL_BITS, grid.grid), axis=1)
+    pairs = pairs[np.all(np.minimum(ia, ib) == np.array(grid.index(bid)), axis=1)]
+    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
 
 
-def _unique_pairs(pairs: np.ndarray) -> np.ndarray:
-    pairs = np.sort(pairs, axis=1)
+def unique_pairs(pairs: np.ndarray) -> np.ndarray:
+    """The distinct rows of an (m, 2) int64 array, sorted: one 1D unique of compact codes (a
+    row unique, ``np.unique(axis=0)``, sorts structured rows and is many times slower)."""
     if len(pairs) == 0:
         return pairs.reshape(0, 2)
-    top = int(pairs.max()) + 1
-    if top < 2**31:  # one int64 code per pair: a 1D unique is much faster than axis=0
-        code = np.unique(pairs[:, 0] * top + pairs[:, 1])
-        return np.stack([code // top, code % top], axis=1)
-    return np.unique(pairs, axis=0)
+    ends, inv = np.unique(pairs.reshape(-1), return_inverse=True)
+    inv = inv.reshape(-1, 2).astype(np.int64)
+    top = len(ends)
+    joint = np.unique(inv[:, 0] * top + inv[:, 1])
+    return np.stack([ends[joint // top], ends[joint % top]], axis=1)
 
 
-def face_block(job: Job, bid: int, offsets: dict[int, int]) -> np.ndarray:
-    """Face task: the pairs of block ``bid`` (or its record from an earlier run)."""
-    done = job.state.get_arrays(f"faces/{bid}.npz")
+def face_block(job: Job, bid: int) -> int:
+    """Face task: record the pairs of block ``bid`` with their merge levels -> their number."""
+    done = job.state.get_arrays(f"faces/{bid}.rec")
     if done is not None:
-        return done["pairs"]
-    pairs = face_pairs(job, bid, offsets)
-    job.state.put_arrays(f"faces/{bid}.npz", pairs=pairs)
-    return pairs
-
-
-def solve(keys: Sequence[np.ndarray], pairs: Sequence[np.ndarray]) -> tuple[np.ndarray, int]:
-    """Global union-find: -> (lookup table provisional id -> final id (uint32), n).
-
-    ``keys[b]`` are the first-voxel indices of block b's components; ``pairs`` the joined
-    provisional ids (1-based, block offsets = prefix sum of block counts).
-    """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    key = np.concatenate([np.asarray(k, np.int64) for k in keys]) if len(keys) else np.zeros(0, np.int64)
-    total = len(key)
-    if total == 0:
-        return np.zeros(1, np.uint32), 0
-    if total >= 2**31:
-        raise OverflowError(
-            f"{total} provisional components (summed over blocks) exceed the 2**31 the global "
-            "union-find handles; use larger blocks"
-        )
-    edges = np.concatenate([np.asarray(p, np.int64).reshape(-1, 2) for p in pairs]) if len(pairs) else np.zeros((0, 2), np.int64)
-    graph = coo_matrix(
-        (np.ones(len(edges), np.int8), (edges[:, 0] - 1, edges[:, 1] - 1)), shape=(total, total)
-    )
-    n, comp = connected_components(graph, directed=False)
-    first = np.full(n, np.iinfo(np.int64).max, np.int64)
-    np.minimum.at(first, comp, key)
-    rank = np.empty(n, np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(1, n + 1)
-    if n >= 2**32:
-        raise OverflowError(f"{n} components do not fit the uint32 output ids")
-    lut = np.zeros(total + 1, np.uint32)
-    lut[1:] = rank[comp]
-    return lut, int(n)
+        return len(done["pairs"])
+    pairs = face_pairs(job, bid)
+    hier = Hierarchy(job.grid.grid, job.options["group_shape"])
+    level = hier.pair_levels(pairs[:, 0] >> LOCAL_BITS, pairs[:, 1] >> LOCAL_BITS)
+    job.state.put_arrays(f"faces/{bid}.rec", pairs=pairs, level=level)
+    return len(pairs)

@@ -86,3 +86,90 @@ class BlockGrid:
                 f"chunks must be three positive ints dividing block_shape {self.block_shape}; got {chunks}"
             )
         return chunks
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """Groups of neighbouring blocks, level by level: level 0 is the block grid, a level-L
+    group is a box of ``group_shape`` level-(L-1) groups (cut short at the volume's end), and
+    the top level ``top`` is one group covering the whole grid.
+
+    Example:
+        >>> h = Hierarchy((5, 2, 1), (2, 2, 2))
+        >>> h.top, h.grid_at(1), h.children(1, 0), h.ancestor(4, 2)
+        (3, (3, 1, 1), [0, 1, 2, 3], 0)
+    """
+
+    grid: tuple[int, ...]
+    group_shape: tuple[int, ...]
+
+    def __init__(self, grid: Sequence[int], group_shape: Sequence[int]):
+        grid = tuple(int(g) for g in grid)
+        group = tuple(int(g) for g in group_shape)
+        if len(group) != 3 or any(g < 1 for g in group) or all(g == 1 for g in group):
+            raise ValueError(
+                f"group_shape must be three positive ints, at least one of them >= 2 (Z, Y, X); "
+                f"got {tuple(group_shape)}"
+            )
+        if any(n > 1 and g == 1 for n, g in zip(grid, group)):
+            raise ValueError(
+                f"group_shape {group} never groups along an axis where the block grid {grid} has "
+                "more than one block; use 2 or more there"
+            )
+        object.__setattr__(self, "grid", grid)
+        object.__setattr__(self, "group_shape", group)
+
+    def span(self, level: int) -> tuple[int, ...]:
+        """Blocks per level-``level`` group along each axis."""
+        return tuple(g ** int(level) for g in self.group_shape)
+
+    @property
+    def top(self) -> int:
+        level = 0
+        while any(-(-n // s) > 1 for n, s in zip(self.grid, self.span(level))):
+            level += 1
+        return level
+
+    def grid_at(self, level: int) -> tuple[int, ...]:
+        return tuple(-(-n // s) for n, s in zip(self.grid, self.span(level)))
+
+    def n_groups(self, level: int) -> int:
+        return int(np.prod(self.grid_at(level)))
+
+    def children(self, level: int, gid: int) -> list[int]:
+        """Ids (at ``level`` - 1, C order) of the members of group ``gid`` at ``level``."""
+        idx = np.unravel_index(gid, self.grid_at(level))
+        below = self.grid_at(level - 1)
+        ranges = [range(i * g, min((i + 1) * g, n)) for i, g, n in zip(idx, self.group_shape, below)]
+        return [int(np.ravel_multi_index((a, b, c), below)) for a in ranges[0] for b in ranges[1] for c in ranges[2]]
+
+    def ancestor(self, bid: int, level: int) -> int:
+        """The level-``level`` group holding block ``bid``."""
+        idx = np.unravel_index(bid, self.grid)
+        return int(np.ravel_multi_index(tuple(i // s for i, s in zip(idx, self.span(level))), self.grid_at(level)))
+
+    def pair_levels(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Per pair of block ids, the first level whose groups hold both (uint8; 0 if equal)."""
+        ia = np.stack(np.unravel_index(np.asarray(a, np.int64), self.grid), axis=1)
+        ib = np.stack(np.unravel_index(np.asarray(b, np.int64), self.grid), axis=1)
+        out = np.zeros(len(ia), np.uint8)
+        todo = np.ones(len(ia), bool)
+        for level in range(self.top + 1):
+            span = np.array(self.span(level))
+            same = todo & np.all(ia // span == ib // span, axis=1)
+            out[same] = level
+            todo &= ~same
+        return out
+
+    def open_at(self, bid: np.ndarray, faces: np.ndarray, level: int) -> np.ndarray:
+        """Whether nodes in blocks ``bid`` touching the block faces ``faces`` (bits 2a: lower
+        face on axis a, 2a+1: upper face) touch a face of their level-``level`` group that
+        another group shares."""
+        idx = np.unravel_index(np.asarray(bid, np.int64), self.grid)
+        out = np.zeros(len(faces), bool)
+        for a, (i, s, n) in enumerate(zip(idx, self.span(level), self.grid)):
+            lower = (faces >> (2 * a)) & 1 == 1
+            upper = (faces >> (2 * a + 1)) & 1 == 1
+            out |= lower & (i % s == 0) & (i > 0)
+            out |= upper & ((i + 1) % s == 0) & (i + 1 < n)
+        return out

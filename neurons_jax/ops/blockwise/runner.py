@@ -4,7 +4,9 @@
 processes (one thread each) for the job and closes it afterwards; a scheduler address
 (``"tcp://host:8786"``) or a ``distributed.Client`` runs them on an existing cluster; the string
 ``"synchronous"`` runs them one after the other in this process (debugging, tests). Dask is
-imported only when a cluster is used. When a task fails, the phase's remaining tasks are
+imported only when a cluster is used. At most ``WINDOW`` tasks of a phase are in flight at once
+(the scheduler's memory stays bounded however many blocks there are); a big argument shared by
+all tasks (a job reading an in-memory array) is scattered to the workers once per job. When a task fails, the phase's remaining tasks are
 cancelled and the task's own exception is raised (its type and message, as the worker raised
 it: never Dask's ``FutureCancelledError``); what finished stays recorded, so a rerun resumes.
 
@@ -30,6 +32,7 @@ from ... import safeio
 
 SYNCHRONOUS = ("synchronous", "sync")
 SCATTER_BYTES = 1 << 20
+WINDOW = 1024  # tasks in flight per phase (at least 4 per worker thread)
 
 
 class Runner:
@@ -39,6 +42,7 @@ class Runner:
         self.progress = progress
         self.seconds: dict[str, float] = {}  # wall time per phase, for summaries and benchmarks
         self._owned: list[Any] = []
+        self._scattered: dict[int, tuple[Any, Any]] = {}  # id(obj) -> (obj, its future)
         self.client = None
         if isinstance(client, str) and client in SYNCHRONOUS:
             return
@@ -72,6 +76,7 @@ class Runner:
         self.close()
 
     def close(self) -> None:
+        self._scattered = {}
         for obj in self._owned:
             obj.close()
         self._owned = []
@@ -103,35 +108,47 @@ class Runner:
 
         token = uuid.uuid4().hex[:8]
         shared = args[0][0] if args and args[0] else None
-        if (
-            shared is not None
-            and all(a and a[0] is shared for a in args)
-            and len(pickle.dumps(shared)) > SCATTER_BYTES
-        ):
-            # a big shared first argument (a job reading an in-memory array) goes to the workers
-            # once; small ones travel with each task, which survives the loss of any worker
-            shared = self.client.scatter(shared, broadcast=True, hash=False)
-            args = [(shared, *a[1:]) for a in args]
-        futures = [
-            self.client.submit(fn, *a, key=f"nj-{desc.replace(' ', '-')}-{i}-{token}", pure=False)
-            for i, a in enumerate(args)
-        ]
-        index = {f.key: i for i, f in enumerate(futures)}
-        out: list = [None] * len(futures)
+        if shared is not None and all(a and a[0] is shared for a in args):
+            known = self._scattered.get(id(shared))
+            if known is not None and known[0] is shared:
+                args = [(known[1], *a[1:]) for a in args]
+            elif len(pickle.dumps(shared)) > SCATTER_BYTES:
+                # a big shared first argument (a job reading an in-memory array) goes to the
+                # workers once per job, not once per phase; small ones travel with each task,
+                # which survives the loss of any worker
+                fut = self.client.scatter(shared, broadcast=True, hash=False)
+                self._scattered[id(shared)] = (shared, fut)
+                args = [(fut, *a[1:]) for a in args]
+        window = max(WINDOW, 4 * len(self.client.nthreads() or {0: 1}))
+        out: list = [None] * len(args)
+        running: dict[str, int] = {}
+        pending = iter(enumerate(args))
+
+        def submit(ac) -> None:
+            for i, a in pending:  # at most ``window`` tasks in flight: bounded scheduler memory
+                f = self.client.submit(fn, *a, key=f"nj-{desc.replace(' ', '-')}-{i}-{token}", pure=False)
+                running[f.key] = i
+                ac.add(f)
+                if len(running) >= window:
+                    return
+
+        ac = as_completed([])
+        submit(ac)
         try:
-            for fut in as_completed(futures):
+            for fut in ac:
                 if fut.status == "error":
                     # the worker's exception, before cancelling: a cancelled future would only
                     # say FutureCancelledError
                     exc, tb = fut.exception(), fut.traceback()
-                    self.client.cancel([f for f in futures if f is not fut])
+                    self.client.cancel(list(ac.futures))
                     exc.add_note(f"in Dask task {fut.key} ({desc})")
                     raise exc.with_traceback(tb)
-                out[index[fut.key]] = fut.result()
+                out[running.pop(fut.key)] = fut.result()
                 fut.release()
                 bar.update()
                 safeio.pause_point(f"task-{desc}")
+                submit(ac)
         except BaseException:
-            self.client.cancel(futures)
+            self.client.cancel(list(ac.futures))
             raise
         return out

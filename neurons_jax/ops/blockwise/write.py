@@ -1,9 +1,10 @@
-"""Last phases: every block rewritten through its slice of one lookup table into the output.
+"""Last phases: each block's provisional labels rewritten through its own table.
 
-Each task recomputes what it needs from the input (the block's labels are deterministic, so
-nothing block-sized is stored between phases), writes whole output chunks, then leaves a
-``write/<block>`` marker; a rerun skips marked blocks. Rewriting a block is harmless, so a task
-that dies between its write and its marker is simply done again.
+``write_components`` builds block b's table (``numbering.block_table``; kept compressed as
+``table/<block>.rec`` next to the output), reads the block's provisional labels back (the
+block is never read or labelled again), writes ``table[ids]`` as whole output chunks, then leaves
+a ``write/<block>`` marker; a rerun skips marked blocks. Rewriting a block is harmless, so a
+task that dies between its write and its marker is simply done again.
 
 Example:
     >>> import numpy as np
@@ -17,29 +18,35 @@ from __future__ import annotations
 import numpy as np
 
 from .job import Job
-from .label import label_array
 
 
 def apply_table(ids: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """``table[ids]``; in place (fastremap) when both are contiguous uint32 arrays."""
-    if ids.dtype == np.uint32 and table.dtype == np.uint32 and ids.flags.c_contiguous:
+    """``table[ids]``: in place by fastremap for uint32 tables (compiled ahead of time: no JIT
+    start-up in each worker), a NumPy take otherwise."""
+    if table.dtype == np.uint32:
         import fastremap
 
-        return fastremap.remap_from_array(ids.reshape(-1), table, in_place=True).reshape(ids.shape)
-    return table[ids]
+        ids = np.ascontiguousarray(ids, np.uint32)  # a copy of uint16 ids: one fast pass
+        flat = fastremap.remap_from_array(ids.reshape(-1), np.ascontiguousarray(table), in_place=True)
+        return flat.reshape(ids.shape)
+    return np.asarray(table)[ids]
 
 
-def write_components(job: Job, bid: int, table: np.ndarray) -> None:
-    """Relabel block ``bid`` and write ``table[local ids]`` (``table[0] == 0``)."""
+def write_components(job: Job, bid: int, offsets: dict[int, int], dtype: str) -> None:
+    """Relabel block ``bid``'s provisional labels with its final table and write them."""
     if job.state.has(f"write/{bid}"):
         return
-    block = job.read_block(bid)
-    ids, n = label_array(block, job.options["connectivity"], job.options.get("device", "auto"))
-    if n != len(table) - 1:
-        raise RuntimeError(
-            f"block {bid}: labelled into {n} components now but {len(table) - 1} in phase 1 "
-            "(was the input changed while the job ran?)"
-        )
+    from .label import provisional_ids
+    from .numbering import block_table
+
+    rec = job.state.get_arrays(f"table/{bid}.rec")
+    if rec is None:
+        table = block_table(job, bid, offsets, np.dtype(dtype))
+        job.state.put_arrays(f"table/{bid}.rec", compress=True, table=table)
+    else:
+        table = rec["table"]
+    lab = job.state.get_arrays(f"label/{bid}.rec")
+    ids = provisional_ids(job, bid, int(lab["n"]), int(lab["voxels"]))
     job.write_block(bid, apply_table(ids, table))
     job.state.put(f"write/{bid}", b"")
 
@@ -62,5 +69,5 @@ def write_renumbered(job: Job, bid: int, uniques: np.ndarray, table: np.ndarray)
         return
     block = job.read_block(bid)
     pos = np.searchsorted(uniques, block)
-    job.write_block(bid, apply_table(pos, table))
+    job.write_block(bid, np.asarray(table)[pos])
     job.state.put(f"write/{bid}", b"")
