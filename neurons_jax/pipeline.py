@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -190,6 +191,10 @@ class Loader:
         self._reader = Reader(self._stacker.token)
         self._dataset = self._build()
         self._iter = None
+        # closed by close(), or when the Loader is garbage-collected or at exit (a script that
+        # never closes it): workers stopped first, then this Loader's blocks unlinked
+        self._holder: dict = {}
+        self._arm()
         self._timings: dict[str, list[float]] = {}
 
     # ------------------------------------------------------------------ construction
@@ -237,7 +242,14 @@ class Loader:
         return len(self._dataset)
 
     # ------------------------------------------------------------------ iteration
+    def _arm(self) -> None:
+        self._stacker.pool.closed = False  # reopened by a new iteration after close()
+        self._finalizer = weakref.finalize(self, _release, self._holder, self._stage, self._reader,
+                                           self._stacker.pool, self.worker_count > 0)
+
     def _make_iter(self):
+        if not self._finalizer.alive:
+            self._arm()
         if self.worker_count > 0:
             refuse_spawned_import()
             LIVE_LOADERS.add(self)
@@ -250,7 +262,8 @@ class Loader:
             ds = ds.mp_prefetch(
                 grain.MultiprocessingOptions(num_workers=self.worker_count, per_worker_buffer_size=self.worker_buffer_size)
             )
-        return iter(ds)
+        it = self._holder["it"] = iter(ds)
+        return it
 
     def __iter__(self):
         if self._iter is None:
@@ -314,15 +327,10 @@ class Loader:
         return "\n".join(rows)
 
     def close(self) -> None:
-        """Stop the workers and free their shared memory (idempotent; also run at exit)."""
-        self._stage.close()
-        it, self._iter = self._iter, None
-        if it is not None and hasattr(it, "close"):
-            it.close()
-        if self.worker_count > 0:
-            flush_shared_memory_deletes()
-        self._reader.close_all()  # unlink the blocks of this Loader's batches (ours only)
-        self._stacker.pool.close()
+        """Stop the workers and free their shared memory (idempotent; also run when the Loader
+        is garbage-collected and at exit)."""
+        self._iter = None
+        self._finalizer()
         LIVE_LOADERS.discard(self)
 
     def __enter__(self):
@@ -349,6 +357,18 @@ def checked_classes(ignore_classes: str | Sequence[str]) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"ignore_classes: unknown class(es) {unknown}; expected names from {UNION_CLASSES}")
     return classes
+
+
+def _release(holder: dict, stage, reader: Reader, pool, workers: bool) -> None:
+    """What ``Loader.close`` frees (no reference to the Loader, so it can run at its collection)."""
+    stage.close()
+    it = holder.pop("it", None)
+    if it is not None and hasattr(it, "close"):
+        it.close()
+    if workers:
+        flush_shared_memory_deletes()
+    reader.close_all()  # unlink the blocks of this Loader's batches (ours only)
+    pool.close()
 
 
 def _absl_parsed() -> None:
