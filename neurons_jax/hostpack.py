@@ -47,6 +47,24 @@ def _union_pack(flat, edges, cls, keep, out):  # pragma: no cover - compiled
     return top
 
 
+@numba.njit(cache=True, nogil=True)
+def _union_pack_1(flat, e0, c0, c1, keep, out):  # pragma: no cover - compiled
+    """The one-edge table of most rules (ids >= e0 -> c1, else c0): a loop LLVM vectorises."""
+    top = np.uint64(0)
+    mask29 = np.uint64(0x1FFFFFFF)
+    shift = np.uint64(SEM_BITS)
+    keep_ids = np.uint64(1 if keep else 0)
+    lo, hi = np.uint64(c0), np.uint64(c1)
+    for i in range(flat.shape[0]):
+        v = flat[i]
+        up = v >= e0
+        c = hi if up else lo
+        u = np.uint64(v) * np.uint64(c != 0) * keep_ids
+        top = max(top, u)
+        out[i] = np.uint32(((u & mask29) << shift) | c)
+    return top
+
+
 def union_pack(labels: np.ndarray, edges: np.ndarray, cls: np.ndarray,
                keep_ids: bool = True) -> tuple[np.ndarray, int]:
     """``(packed uint32, largest kept id)`` of integer ``labels`` (any shape) and a step table.
@@ -60,5 +78,9 @@ def union_pack(labels: np.ndarray, edges: np.ndarray, cls: np.ndarray,
     if len(edges) == 0:
         out[:] = 0
         return out.reshape(np.shape(labels)), 0
-    top = _union_pack(flat, edges.astype(flat.dtype), cls, bool(keep_ids), out)
+    edges = edges.astype(flat.dtype)
+    if len(edges) == 1:
+        top = _union_pack_1(flat, edges[0], cls[0], cls[1], bool(keep_ids), out)
+    else:
+        top = _union_pack(flat, edges, cls, bool(keep_ids), out)
     return out.reshape(np.shape(labels)), int(top)
