@@ -296,14 +296,10 @@ def versions(frameworks: list[str]) -> dict:
 
 
 def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``): machines of one kind differ."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    """The CPU's model name (``bench_pipeline.cpu_model``)."""
+    from bench_pipeline import cpu_model as model
+
+    return model()
 
 
 def main() -> int:
