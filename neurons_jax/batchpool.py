@@ -195,25 +195,37 @@ class Reader:
             self._block(batch.name).buf[0] = FREE
 
     def close_all(self) -> None:
-        """Unmap and unlink every block of this Loader: those seen, and (Linux) those its
-        workers made but never sent (named with the Loader's token; nothing else is touched)."""
+        """Unlink every block of this Loader: those seen, and (Linux) those its workers made but
+        never sent (named with the Loader's token; nothing else is touched). Those are removed
+        by name, without mapping them: a worker may still be sizing one."""
         with self._lock:
             blocks, self._blocks = self._blocks, {}
+        for blk in blocks.values():
+            _unlink(blk)
         if self.token and os.path.isdir("/dev/shm"):
             for name in os.listdir("/dev/shm"):
                 if name.startswith(block_prefix(self.token)) and name not in blocks:
-                    try:
-                        blocks[name] = _attach(name)
-                    except (FileNotFoundError, OSError):
-                        pass
-        for blk in blocks.values():
-            _unlink(blk)
+                    _unlink_name(name)
 
 
 def _unlink(blk: shared_memory.SharedMemory) -> None:
     try:
         blk.unlink()
     except FileNotFoundError:  # already removed (the other side did)
+        pass
+
+
+def _unlink_name(name: str) -> None:
+    """Remove block ``name`` from /dev/shm and from the resource tracker its creator told."""
+    from multiprocessing import resource_tracker
+
+    try:
+        os.unlink(os.path.join("/dev/shm", name))
+    except FileNotFoundError:
+        return
+    try:
+        resource_tracker.unregister("/" + name, "shared_memory")
+    except Exception:  # noqa: BLE001 - no tracker in this process: nothing registered here
         pass
 
 

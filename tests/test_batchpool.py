@@ -99,3 +99,20 @@ def test_batches_kept_by_the_caller_never_change_when_blocks_are_reused():
     for k, w in zip(kept, want):
         for key in ("image", "semantic", "instance"):
             assert np.array_equal(np.asarray(k[key]), w[key]), key
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs POSIX shared memory listed in /dev/shm")
+def test_close_removes_a_block_a_worker_had_not_sized_yet():
+    """A worker killed between creating a block and sizing it leaves an empty file: removed by
+    name (mapping it would fail), and nothing without the Loader's token is touched."""
+    mine = os.path.join("/dev/shm", batchpool.block_prefix("t3") + "999_0")
+    other = os.path.join("/dev/shm", batchpool.block_prefix("t4") + "999_0")
+    for p in (mine, other):
+        open(p, "wb").close()
+    try:
+        batchpool.Reader("t3").close_all()
+        assert not os.path.exists(mine) and os.path.exists(other)
+    finally:
+        for p in (mine, other):
+            if os.path.exists(p):
+                os.unlink(p)
