@@ -38,6 +38,9 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import write_json  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PATCH = (32, 256, 256)
@@ -276,9 +279,7 @@ def main(argv=None) -> int:
         _pin(cores[0])
         res = {"machine": f"{platform.machine()}, {len(cores)} cores", "paths": path_costs(a.path_n)}
         out = Path(a.out or ROOT / "benchmarks" / "results" / "augment_paths.json")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".tmp").write_text(json.dumps(res, indent=2))
-        out.with_suffix(".tmp").replace(out)
+        write_json(out, res)
         print_paths(res["paths"])
         return 0
     a.out = a.out or str(ROOT / "benchmarks" / "results" / "augment.json")
@@ -321,10 +322,7 @@ def main(argv=None) -> int:
         )
     g = gpu(a.gpu_batch, a.gpu_batches)
     res["gpu"] = g if g is not None else "not measured: no CUDA GPU with CuPy on this machine"
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(a.out).with_suffix(".tmp")
-    tmp.write_text(json.dumps(res, indent=2))
-    tmp.replace(a.out)
+    write_json(a.out, res)
     print(f"{res['machine']}; patch {PATCH}, voxel {VOXEL} nm, image uint8 + labels uint32")
     print(f"{'method':32s} {'1 core (CPU time) p/s':>22s} {'all cores p/s':>14s}")
     for name, r1, ra in rows:

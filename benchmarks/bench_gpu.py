@@ -25,6 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import write_json  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -149,10 +152,7 @@ def main(argv=None) -> int:
         rows += loader_rows(src, patch, batch, workers, n_batches)
     for r in rows:
         print(json.dumps({k: v for k, v in r.items() if k != "timings"}))
-    out = Path(a.out)
-    tmp_out = out.with_suffix(".tmp")
-    tmp_out.write_text(json.dumps({"info": info, "rows": rows}, indent=1))
-    tmp_out.replace(out)
+    write_json(a.out, {"info": info, "rows": rows}, indent=1)
     return 0
 
 

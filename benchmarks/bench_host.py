@@ -20,7 +20,6 @@ Data: ../shared/data/fib25_sample2.npz tiled 2x in y and x, prepared as zarr3 (a
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -30,8 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import write_json  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_pipeline import load_volume  # noqa: E402
 
 
@@ -138,10 +139,7 @@ def main() -> int:
         t["stacker"].pool.close()
     out = {"machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
            "patch": a.patch, "rows": rows, "command": " ".join(sys.argv)}
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    tmpf = Path(a.out).with_suffix(".tmp")
-    tmpf.write_text(json.dumps(out, indent=2))
-    os.replace(tmpf, a.out)
+    write_json(a.out, out)
     return 0
 
 

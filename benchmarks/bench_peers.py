@@ -33,6 +33,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import write_json  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PEERS = HERE / "peers"
@@ -271,9 +274,7 @@ def resummarise(path: Path) -> None:
     for row in d["rows"]:
         frameworks = [k for k in row["repeats"][0] if k not in ("repeat", "foreign_cores")]
         row["summary"] = summarise(row["repeats"], frameworks)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(d, indent=2, default=float))
-    os.replace(tmp, path)
+    write_json(path, d)
 
 
 def versions(frameworks: list[str]) -> dict:
@@ -370,10 +371,7 @@ def main() -> int:
         "rows": rows,
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(a.out).with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=2, default=float))
-    os.replace(tmp, a.out)
+    write_json(a.out, out)
     return 0
 
 

@@ -33,6 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import write_json  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("NEURONS_JAX_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
@@ -246,10 +249,7 @@ def main() -> int:
     out = {"machine": f"{platform.machine()} {os.cpu_count()} cores, {cpu_model()}, "
                       f"Python {platform.python_version()}",
            "rows": rows, "command": " ".join(sys.argv)}
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(a.out).with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=2, default=float))
-    os.replace(tmp, a.out)
+    write_json(a.out, out)
     return 0
 
 

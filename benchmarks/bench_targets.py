@@ -34,6 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import write_json  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import neurons_jax as nj  # noqa: E402
@@ -161,9 +164,7 @@ def main() -> None:
     result = {**info, "rows": table, "checks": checks}
     print(json.dumps(result, indent=1))
     if a.out:
-        tmp = a.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=1))
-        tmp.replace(a.out)
+        write_json(a.out, result, indent=1)
 
 
 if __name__ == "__main__":
